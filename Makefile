@@ -1,0 +1,41 @@
+# Parley: `make run` serves the chat, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test venv dev-venv clean cluster
+
+# The runtime environment: requirements.txt only.
+$(BIN)/.runtime: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+# The same environment plus the test tools.
+$(BIN)/.dev: $(BIN)/.runtime requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(BIN)/.runtime
+dev-venv: $(BIN)/.dev
+
+run: venv
+	@$(BIN)/flask --app wsgi ensure-admin
+	@echo
+	@echo "Parley is starting on http://$(HOST):$(PORT) (Ctrl-C stops it)."
+	@echo "Sign in there, or create an account at http://$(HOST):$(PORT)/register"
+	@echo
+	BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+test: dev-venv
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) test-output .pytest_cache
+
+# Redis, two gunicorn instances and nginx (sticky sessions) on loopback.
+cluster: venv
+	$(BIN)/python deploy/cluster.py

@@ -1,0 +1,103 @@
+"""The one place that pushes events to clients, always after the commit.
+
+Services call these once their transaction is committed, so nothing reaches a
+client that is not stored. Control actions that must reach every server
+process (closing a session's sockets, a member leaving a room) go through
+``app.bus``.
+"""
+from __future__ import annotations
+
+from . import bus
+from .extensions import socketio
+
+PUBLIC = "/public"
+ADMIN = "/admin"
+
+
+def room_channel(slug: str) -> str:
+    return f"room:{slug}"
+
+
+def user_channel(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def message_created(message: dict) -> None:
+    socketio.emit("message", message, namespace=PUBLIC, to=room_channel(message["room"]))
+
+
+def message_updated(message: dict) -> None:
+    socketio.emit("message:updated", message, namespace=PUBLIC,
+                  to=room_channel(message["room"]))
+
+
+def message_deleted(message_id: int, slug: str) -> None:
+    socketio.emit("message:deleted", {"id": message_id, "room": slug}, namespace=PUBLIC,
+                  to=room_channel(slug))
+
+
+def presence(slug: str, user: dict, online: bool) -> None:
+    socketio.emit("presence", {"room": slug, "user": user, "online": online},
+                  namespace=PUBLIC, to=room_channel(slug))
+
+
+def typing(slug: str, user: dict, is_typing: bool, skip_sids: list[str]) -> None:
+    socketio.emit("typing", {"room": slug, "user": user, "typing": is_typing},
+                  namespace=PUBLIC, to=room_channel(slug), skip_sid=skip_sids)
+
+
+def room_added(user_id: int, room: dict) -> None:
+    """Tell a user's connections that they became a member of ``room``."""
+    socketio.emit("room:added", {"room": room}, namespace=PUBLIC, to=user_channel(user_id))
+
+
+def announcement(body: str, created_at: str, slug: str | None) -> None:
+    to = room_channel(slug) if slug else None
+    socketio.emit("announcement", {"body": body, "created_at": created_at, "room": slug},
+                  namespace=PUBLIC, to=to)
+
+
+def session_ended(token: str) -> None:
+    bus.publish("close", {"session": token, "reason": "signed out"})
+
+
+def user_disconnect(user_id: int, reason: str, *, kicked: bool) -> int:
+    """Close every ``/public`` connection of a user, on every process.
+
+    With ``kicked`` each gets ``kicked`` ``{"reason"}`` first. Returns how
+    many connections were closed in all.
+    """
+    from .services.cluster import live_processes
+
+    return bus.gather("close", {"user_id": user_id, "reason": reason, "kicked": kicked},
+                      peers=len(live_processes()) - 1)
+
+
+def member_left(user_id: int, slug: str) -> None:
+    bus.publish("left", {"user_id": user_id, "room": slug})
+
+
+def audit(entry: dict) -> None:
+    socketio.emit("audit", entry, namespace=ADMIN)
+
+
+def room_archived(slug: str, archived: bool) -> None:
+    """A room became read-only (or writable again).
+
+    Its joined connections get ``room:archived`` ``{"room", "archived"}``;
+    every process updates the room as its connections cached it, so their
+    next send is refused (or allowed) without a query.
+    """
+    bus.publish("archived", {"room": slug, "archived": archived})
+    socketio.emit("room:archived", {"room": slug, "archived": archived}, namespace=PUBLIC,
+                  to=room_channel(slug))
+
+
+def admin_disconnect(user_id: int) -> int:
+    """Close a user's ``/admin`` connections on every process (they were demoted)."""
+    return int(bus.publish("admin:close", {"user_id": user_id}) or 0)
+
+
+def stats(figures: dict, to: str) -> None:
+    """Push the dashboard's figures to one process's admin connections (``to``)."""
+    socketio.emit("stats", figures, namespace=ADMIN, to=to)

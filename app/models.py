@@ -1,0 +1,150 @@
+"""The chat's stored state: users and their sign-in sessions, rooms,
+memberships, messages, and the moderators' audit log."""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def isoformat(moment: datetime | None) -> str | None:
+    """The contract's time format: ``2026-11-22T10:00:00.123Z``, always UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(32))
+    # Usernames are unique regardless of case ("Alice" and "alice" are one).
+    username_key: Mapped[str] = mapped_column(String(32), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    banned: Mapped[bool] = mapped_column(Boolean, default=False)
+    banned_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ban_reason: Mapped[str | None] = mapped_column(String(500))
+
+    def get_id(self) -> str:
+        # Flask-Login stores this in the cookie: the token of the sign-in
+        # session (set by the session loader), never the user id, so that
+        # signing out (revoking the token) voids the cookie.
+        login_session = getattr(self, "login_session", None)
+        return login_session.token if login_session else ""
+
+    def is_banned(self, now: datetime | None = None) -> bool:
+        if not self.banned:
+            return False
+        if self.banned_until is None:
+            return True
+        until = self.banned_until
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=timezone.utc)
+        return until > (now or utcnow())
+
+    def to_public(self) -> dict:
+        return {"id": self.id, "username": self.username}
+
+
+class LoginSession(db.Model):
+    """One sign-in: the cookie holds its token; sign-out revokes it."""
+
+    __tablename__ = "login_sessions"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True,
+                                       default=lambda: secrets.token_urlsafe(32))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class Room(db.Model):
+    __tablename__ = "rooms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    topic: Mapped[str] = mapped_column(String(256), default="")
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_dm: Mapped[bool] = mapped_column(Boolean, default=False)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Membership(db.Model):
+    __tablename__ = "memberships"
+
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True, index=True)
+    joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_read_id: Mapped[int] = mapped_column(BigId, default=0)
+
+
+class Message(db.Model):
+    __tablename__ = "messages"
+    __table_args__ = (
+        # Idempotent send: a client_id names one message per author.
+        UniqueConstraint("user_id", "client_id", name="uq_messages_user_client_id"),
+        # History and catch-up read a room's messages by id.
+        Index("ix_messages_room_id_id", "room_id", "id"),
+        {"sqlite_autoincrement": True},  # ids only grow, even after deletes
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    edited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(db.Model):
+    """What moderators did and what the server noticed, kept for review."""
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(80), default="")
+    detail: Mapped[str] = mapped_column(String(500), default="")
+
+    def to_public(self) -> dict:
+        return {"id": self.id, "at": isoformat(self.at), "actor": self.actor,
+                "action": self.action, "target": self.target, "detail": self.detail}

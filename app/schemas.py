@@ -1,0 +1,184 @@
+"""One pydantic model per socket event payload and per form.
+
+Schemas check shapes and types (strictly: ``"5"`` is not a number here);
+rules that depend on configuration or state (body length, membership) live in
+the services, once.
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from .errors import Invalid
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable(value: str) -> str:
+    # Neither PostgreSQL text nor UTF-8 can hold these: refuse them up front
+    # rather than fail half-way through a write.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if _SURROGATE.search(value):
+        raise ValueError("must not contain unpaired surrogates")
+    return value
+
+
+Storable = AfterValidator(_storable)
+# Length limits go before ``Storable``: checked on the plain string, their
+# message reads "String should have at most 64 characters", not "items".
+Text = Annotated[str, Storable]
+RoomSlug = Annotated[str, Field(min_length=1, max_length=80), Storable]
+Username = Annotated[str, Field(min_length=1, max_length=32), Storable]
+MessageId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+Cursor = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class Empty(Payload):
+    pass
+
+
+class RoomCreate(Payload):
+    name: Text
+    topic: Text = ""
+    private: bool = False
+
+
+class RoomRef(Payload):
+    room: RoomSlug
+
+
+class RoomJoin(RoomRef):
+    since: Cursor | None = None
+    limit: int | None = Field(default=None, ge=1)
+
+
+class RoomInvite(RoomRef):
+    user: Username
+
+
+class MessageSend(RoomRef):
+    body: Text
+    client_id: Annotated[str, Field(min_length=1, max_length=64), Storable]
+
+
+class MessageHistory(RoomRef):
+    before: Cursor | None = None
+    after: Cursor | None = None
+    limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_direction(self):
+        if self.before is not None and self.after is not None:
+            raise ValueError("give 'before' or 'after', not both")
+        return self
+
+
+class MessageEdit(Payload):
+    id: MessageId
+    body: Text
+
+
+class MessageRef(Payload):
+    id: MessageId
+
+
+class RoomRead(RoomRef):
+    last_read_id: Cursor
+
+
+class DmOpen(Payload):
+    user: Username
+
+
+class Typing(RoomRef):
+    typing: bool
+
+
+# -- /admin ------------------------------------------------------------------
+
+# A ban or kick reason is stored in User.ban_reason (500 characters).
+Reason = Annotated[str, Field(max_length=500), Storable]
+# Ten years: "until unbanned" is the way to say forever.
+BAN_MAX_MINUTES = 10 * 365 * 24 * 60
+
+
+class UserSearch(Payload):
+    query: Annotated[str, Field(max_length=32), Storable] = ""
+    limit: int | None = Field(default=None, ge=1)
+
+
+class UserRef(Payload):
+    user: Username
+
+
+class UserKick(UserRef):
+    reason: Reason = ""
+
+
+class UserBan(UserKick):
+    # Whole or fractional minutes; absent means until unbanned.
+    minutes: Annotated[float, Field(gt=0, le=BAN_MAX_MINUTES)] | None = None
+
+
+class Announce(Payload):
+    body: Text
+    room: RoomSlug | None = None
+
+
+class RoomArchive(RoomRef):
+    archived: bool = True
+
+
+class RoomSearch(Payload):
+    query: Annotated[str, Field(max_length=64), Storable] = ""
+
+
+class RecentMessages(RoomRef):
+    before: Cursor | None = None
+    limit: int | None = Field(default=None, ge=1)
+
+
+class AuditHistory(Payload):
+    before: Cursor | None = None
+    limit: int | None = Field(default=None, ge=1)
+
+
+class Credentials(Payload):
+    """The sign-in and sign-up forms (form fields arrive as text)."""
+
+    username: Annotated[str, Field(max_length=200), Storable]
+    password: Annotated[str, Field(max_length=1024), Storable]
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+def parse(schema: type[P], payload: Any) -> P:
+    """Validate ``payload`` against ``schema`` or raise ``Invalid`` naming the field."""
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        raise Invalid("the payload must be a JSON object", field="payload")
+    try:
+        return schema.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        field = ".".join(str(part) for part in first["loc"]) or "payload"
+        # Our own checks' words, without pydantic's "Value error, " before them.
+        reason = (str(first["ctx"]["error"]) if first["type"] == "value_error"
+                  else first["msg"])
+        raise Invalid(f"{field}: {reason}", field=field.split(".")[0]) from None

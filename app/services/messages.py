@@ -1,0 +1,167 @@
+"""Messages: send (durable and idempotent), history, edit, delete."""
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .. import events
+from ..errors import Forbidden, Invalid, NotFound
+from ..extensions import db
+from ..models import Message, Room, User, isoformat, utcnow
+from . import Actor
+from .ratelimit import limits
+from .rooms import RoomRef, _is_admin, check_writable, member_room
+
+
+def message_to_public(message: Message, slug: str, user: dict) -> dict:
+    return {
+        "id": message.id,
+        "room": slug,
+        "user": user,
+        "body": message.body,
+        "created_at": isoformat(message.created_at),
+        "edited_at": isoformat(message.edited_at),
+        "client_id": message.client_id,
+    }
+
+
+def check_body(body: str) -> str:
+    limit = current_app.config["MESSAGE_MAX_LENGTH"]
+    if not body.strip():
+        raise Invalid("a message cannot be empty", field="body")
+    if len(body) > limit:
+        raise Invalid(f"a message is at most {limit} characters", field="body")
+    return body
+
+
+def clamp_limit(limit: int | None) -> int:
+    cfg = current_app.config
+    return min(limit or cfg["HISTORY_DEFAULT_LIMIT"], cfg["HISTORY_MAX_LIMIT"])
+
+
+def page(room: Room | RoomRef, *, before: int | None, after: int | None,
+         limit: int | None) -> tuple[list[dict], bool]:
+    """One page of a room's live messages, ascending by id, and ``has_more``.
+
+    ``after``: the first messages past that id (catch-up; more may follow).
+    ``before`` or neither: the latest messages before it (older may remain).
+    """
+    limit = clamp_limit(limit)
+    query = (select(Message, User.id, User.username)
+             .join(User, User.id == Message.user_id)
+             .where(Message.room_id == room.id, Message.deleted.is_(False)))
+    if after is not None:
+        query = query.where(Message.id > after).order_by(Message.id.asc())
+    else:
+        if before is not None:
+            query = query.where(Message.id < before)
+        query = query.order_by(Message.id.desc())
+    rows = db.session.execute(query.limit(limit + 1)).all()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if after is None:
+        rows.reverse()
+    return [message_to_public(m, room.slug, {"id": uid, "username": name})
+            for m, uid, name in rows], has_more
+
+
+def history(actor: Actor, slug: str, *, before: int | None = None,
+            after: int | None = None, limit: int | None = None) -> tuple[list[dict], bool]:
+    room = member_room(actor, slug)
+    return page(room, before=before, after=after, limit=limit)
+
+
+def _own_message(actor: Actor, client_id: str) -> Message | None:
+    return db.session.execute(
+        select(Message).where(Message.user_id == actor.id, Message.client_id == client_id)
+    ).scalar_one_or_none()
+
+
+def _existing_reply(message: Message) -> dict:
+    slug = db.session.execute(select(Room.slug).where(Room.id == message.room_id)).scalar_one()
+    return message_to_public(message, slug, {"id": message.user_id,
+                                             "username": _username(message.user_id)})
+
+
+def _username(user_id: int) -> str:
+    return db.session.execute(select(User.username).where(User.id == user_id)).scalar_one()
+
+
+def send(actor: Actor, room: RoomRef, body: str, client_id: str) -> dict:
+    """Store a message and broadcast it; the same ``client_id`` acks the same message.
+
+    The reply is returned only after the commit; the broadcast follows it.
+    ``room`` must come from ``member_room`` (or a connection that joined it).
+    """
+    body = check_body(body)
+    check_writable(room)
+    existing = _own_message(actor, client_id)
+    if existing is not None:
+        return _existing_reply(existing)
+    # Checked outside the transaction: with Redis storage this is network I/O,
+    # and a gevent switch inside an SQLite write transaction stalls the worker.
+    # Only a stored message spends the budget (the contract's rule): checked
+    # here, spent after the commit, so a send that failed (database locked or
+    # full) does not hold back the client's retry.
+    limits.check("message", actor.id, actor.username)
+    message = Message(room_id=room.id, user_id=actor.id, client_id=client_id, body=body)
+    try:
+        if db.engine.dialect.name != "sqlite":
+            # Serialize sends per room so that id order is commit order: a
+            # client catching up "after id N" can never miss a smaller id that
+            # committed later. (SQLite has a single writer already.)
+            db.session.execute(select(Room.id).where(Room.id == room.id).with_for_update())
+        db.session.add(message)
+        db.session.commit()
+    except IntegrityError:
+        # The same client_id raced in on another connection: ack that one.
+        db.session.rollback()
+        existing = _own_message(actor, client_id)
+        if existing is None:
+            raise
+        return _existing_reply(existing)
+    limits.spend("message", actor.id)
+    reply = message_to_public(message, room.slug, actor.to_public())
+    events.message_created(reply)
+    return reply
+
+
+def _live_message(message_id: int) -> tuple[Message, Room]:
+    row = db.session.execute(
+        select(Message, Room).join(Room, Room.id == Message.room_id)
+        .where(Message.id == message_id)
+    ).first()
+    if row is None or row[0].deleted:
+        raise NotFound("no such message", field="id")
+    return row[0], row[1]
+
+
+def edit(actor: Actor, message_id: int, body: str) -> dict:
+    body = check_body(body)
+    message, room = _live_message(message_id)
+    if message.user_id != actor.id:
+        # Do not reveal messages of private rooms the actor cannot see.
+        member_room(actor, room.slug)
+        raise Forbidden("only the author may edit a message", field="id")
+    check_writable(RoomRef.of(room))
+    message.body = body
+    message.edited_at = utcnow()
+    db.session.commit()
+    reply = message_to_public(message, room.slug, actor.to_public())
+    events.message_updated(reply)
+    return reply
+
+
+def delete(actor: Actor, message_id: int, *, as_admin: bool = False) -> None:
+    """Author, room owner or admin; ``as_admin`` is the console's path."""
+    message, room = _live_message(message_id)
+    if not as_admin and message.user_id != actor.id and room.owner_id != actor.id:
+        if not _is_admin(actor):
+            member_room(actor, room.slug)
+            raise Forbidden("only the author, the room owner or an admin may delete",
+                            field="id")
+    message.deleted = True
+    message.deleted_at = utcnow()
+    db.session.commit()
+    events.message_deleted(message.id, room.slug)

@@ -1,0 +1,123 @@
+"""Rate limits, on the ``limits`` library: every abuse limit's rule in one place.
+
+Storage is in memory for one process and Redis when ``REDIS_URL`` is set, so
+a user's budget is shared by every process they are connected to.
+
+Each refusal is also written to the audit log (pushed to the admins), at most
+once per rule and key a minute: an attacker hammering a limit must not be able
+to flood the audit table in its place.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from limits import parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from ..errors import RateLimited
+
+log = logging.getLogger(__name__)
+
+
+# What each rule's refusal says, and the setting that holds the rule.
+RULES = {
+    "message": ("MESSAGE_RATE_LIMIT", "too many messages; slow down"),
+    # Failed sign-ins only: a user who types the password right is never held up.
+    "signin_user": ("SIGNIN_USER_RATE_LIMIT",
+                    "too many failed sign-ins for this account; try again later"),
+    "signin_address": ("SIGNIN_ADDRESS_RATE_LIMIT",
+                       "too many failed sign-ins from this address; try again later"),
+    "room_create": ("ROOM_CREATE_RATE_LIMIT", "too many rooms created; try again later"),
+}
+# One audit entry per rule and key a minute at most.
+AUDIT_EVERY = parse("1 per minute")
+
+
+class Limits:
+    def __init__(self):
+        self._limiter = MovingWindowRateLimiter(storage_from_string("memory://"))
+        self._rules: dict = {}
+
+    def init_app(self, app) -> None:
+        url = app.config.get("REDIS_URL")
+        storage = storage_from_string(url if url else "memory://")
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._rules = {rule: parse(app.config[setting]) for rule, (setting, _) in RULES.items()}
+
+    def hit(self, rule: str, key: str | int, target: str | None = None) -> None:
+        """Spend one unit of ``rule`` for ``key`` or raise ``RateLimited``.
+
+        ``target`` names the key in the audit log (a username for a user id).
+        """
+        item = self._rules[rule]
+        try:
+            allowed = self._limiter.hit(item, rule, str(key))
+        except Exception:
+            # Storage (Redis) unreachable: fail open. Refusing every send
+            # while Redis restarts would take the whole chat down with it.
+            log.warning("rate limit storage unavailable; allowing %s", rule, exc_info=True)
+            return
+        if not allowed:
+            self._refuse(rule, key, target)
+
+    def check(self, rule: str, key: str | int, target: str | None = None) -> None:
+        """Raise ``RateLimited`` if ``rule`` is spent for ``key``; spend nothing."""
+        try:
+            allowed = self._limiter.test(self._rules[rule], rule, str(key))
+        except Exception:
+            log.warning("rate limit storage unavailable; allowing %s", rule, exc_info=True)
+            return
+        if not allowed:
+            self._refuse(rule, key, target)
+
+    def spend(self, rule: str, key: str | int) -> None:
+        """Spend one unit of ``rule`` for ``key`` after the fact; never refuses."""
+        try:
+            self._limiter.hit(self._rules[rule], rule, str(key))
+        except Exception:
+            log.warning("rate limit storage unavailable; not counted %s", rule, exc_info=True)
+
+    def _refuse(self, rule: str, key: str | int, target: str | None):
+        try:
+            stats = self._limiter.get_window_stats(self._rules[rule], rule, str(key))
+            retry_after = stats.reset_time - time.time()
+        except Exception:
+            retry_after = 1.0
+        report(rule, target or str(key), f"{RULES[rule][1]} (retry after {max(retry_after, 0):.0f} s)")
+        raise RateLimited(RULES[rule][1], retry_after=retry_after)
+
+    def reset(self) -> None:
+        self._limiter.storage.reset()
+
+    def first_this_minute(self, rule: str, key: str) -> bool:
+        """True once per rule and key a minute: whether to audit this refusal."""
+        try:
+            return self._limiter.hit(AUDIT_EVERY, "audit", rule, key)
+        except Exception:
+            return False
+
+
+def report(rule: str, key: str, detail: str) -> None:
+    """Audit a limit hit (``rate-limit:<rule>``), throttled; never raises.
+
+    Callers may be in the middle of refusing an attacker: a failure to write
+    the entry (database busy) is logged and the refusal goes on.
+    """
+    if not limits.first_this_minute(rule, key):
+        return
+    from ..extensions import db
+    from . import audit  # audit imports the models and events; imported late
+
+    try:
+        audit.record("server", f"rate-limit:{rule}", key, detail)
+    except Exception:
+        db.session.rollback()
+        log.warning("could not audit rate-limit:%s", rule, exc_info=True)
+
+    def reset(self) -> None:
+        self._limiter.storage.reset()
+
+
+limits = Limits()

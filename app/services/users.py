@@ -1,0 +1,146 @@
+"""Accounts and sign-in sessions."""
+from __future__ import annotations
+
+import logging
+import re
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from sqlalchemy import select
+
+from .. import events
+from ..errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from ..extensions import db
+from ..models import LoginSession, User, utcnow
+from . import audit
+from .threads import offload
+
+log = logging.getLogger(__name__)
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{2,32}$")
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 1024
+
+# Verified against when the username is unknown, so that a failed sign-in
+# takes as long for a missing user as for a wrong password.
+_dummy_hash: str | None = None
+
+
+def _hasher() -> PasswordHasher:
+    cfg = current_app.config
+    return PasswordHasher(time_cost=cfg["PASSWORD_TIME_COST"],
+                          memory_cost=cfg["PASSWORD_MEMORY_COST"])
+
+
+def check_username(username: str) -> str:
+    username = username.strip()
+    if not USERNAME_RE.fullmatch(username):
+        raise Invalid("a username is 2 to 32 letters, digits, '.', '_' or '-'",
+                      field="username")
+    return username
+
+
+def check_password(password: str) -> str:
+    if not PASSWORD_MIN_LENGTH <= len(password) <= PASSWORD_MAX_LENGTH:
+        raise Invalid(f"a password is {PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters",
+                      field="password")
+    return password
+
+
+def find_user(username: str) -> User | None:
+    return db.session.execute(
+        select(User).where(User.username_key == username.strip().lower())
+    ).scalar_one_or_none()
+
+
+def get_user(username: str) -> User:
+    user = find_user(username)
+    if user is None:
+        raise NotFound(f"no user named {username!r}", field="user")
+    return user
+
+
+def create_user(username: str, password: str, *, is_admin: bool = False) -> User:
+    username = check_username(username)
+    password = check_password(password)
+    if find_user(username) is not None:
+        raise Conflict("that username is taken", field="username")
+    hashed = offload(_hasher().hash, password)
+    user = User(username=username, username_key=username.lower(),
+                password_hash=hashed, is_admin=is_admin)
+    db.session.add(user)
+    db.session.commit()
+    log.info("user created id=%s admin=%s", user.id, is_admin)
+    return user
+
+
+def authenticate(username: str, password: str) -> User:
+    """The user with these credentials, or ``Unauthenticated``/``Forbidden``."""
+    global _dummy_hash
+    hasher = _hasher()
+    well_formed = USERNAME_RE.fullmatch(username.strip()) is not None
+    user = find_user(username) if well_formed else None
+    if user is None:
+        if _dummy_hash is None:
+            _dummy_hash = hasher.hash("parley-dummy-password")
+        _verify(hasher, _dummy_hash, password)
+        if well_formed:
+            audit.failed_sign_in(username)
+        raise Unauthenticated("wrong username or password")
+    if not _verify(hasher, user.password_hash, password):
+        audit.failed_sign_in(username)
+        raise Unauthenticated("wrong username or password")
+    if user.is_banned():
+        raise Forbidden("this account is banned")
+    if hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = offload(hasher.hash, password)
+        db.session.commit()
+    return user
+
+
+def _verify(hasher: PasswordHasher, hashed: str, password: str) -> bool:
+    try:
+        return offload(hasher.verify, hashed, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def start_session(user: User) -> LoginSession:
+    login_session = LoginSession(user_id=user.id)
+    db.session.add(login_session)
+    db.session.commit()
+    user.login_session = login_session
+    return login_session
+
+
+def load_session(token: str) -> User | None:
+    """The signed-in user of a live session token, for Flask-Login."""
+    if not token:
+        return None
+    login_session = db.session.get(LoginSession, token)
+    if login_session is None or login_session.revoked_at is not None:
+        return None
+    user = login_session.user
+    user.login_session = login_session
+    return user
+
+
+def end_session(token: str) -> None:
+    """Sign out: the token stops working and its live sockets are closed."""
+    login_session = db.session.get(LoginSession, token)
+    if login_session is None or login_session.revoked_at is not None:
+        return
+    login_session.revoked_at = utcnow()
+    db.session.commit()
+    events.session_ended(token)
+
+
+def end_all_sessions(user: User) -> None:
+    now = utcnow()
+    for login_session in db.session.execute(
+        select(LoginSession).where(LoginSession.user_id == user.id,
+                                   LoginSession.revoked_at.is_(None))
+    ).scalars():
+        login_session.revoked_at = now
+    db.session.commit()

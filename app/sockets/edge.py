@@ -1,0 +1,63 @@
+"""The socket edge: payload in, ack out, errors as values.
+
+Every acked event goes through ``acked``: it validates the payload with the
+event's schema, runs the handler, and turns the outcome into the contract's
+ack. No exception escapes to python-socketio, so bad input never kills the
+connection, and the database session is always returned to the pool
+(Flask's teardown does not run for socket events).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Callable
+
+from flask import request
+
+from ..errors import DomainError, Unauthenticated
+from ..extensions import db
+from ..schemas import parse
+from .connections import Connection, Registry, registry
+
+log = logging.getLogger(__name__)
+
+INTERNAL = {"ok": False, "error": {"code": "internal", "message": "internal error"}}
+
+
+def acked(schema, *, connections: Registry = registry,
+          authorize: Callable[[Connection], None] | None = None) -> Callable:
+    """Decorate ``on_<event>(self, connection, payload)``; the return value is the ack.
+
+    ``connections`` is the namespace's registry: ``/public`` by default, the
+    admin namespace passes its own. ``authorize``, when given, runs before the
+    payload is even parsed and raises to refuse (the admin namespace re-checks
+    the caller's rights on every event).
+    """
+    def decorate(handler):
+        @functools.wraps(handler)
+        def on_event(self, *args):
+            try:
+                connection = connections.get(request.sid)
+                if connection is None:
+                    raise Unauthenticated("this connection is not signed in")
+                if authorize is not None:
+                    authorize(connection)
+                payload = parse(schema, args[0] if args else None)
+                result = handler(self, connection, payload)
+                return {"ok": True, **(result or {})}
+            except DomainError as exc:
+                db.session.rollback()
+                return exc.to_ack()
+            except Exception:
+                db.session.rollback()
+                log.exception("%s failed (sid=%s)", handler.__name__, request.sid)
+                return INTERNAL
+            finally:
+                db.session.remove()
+        on_event.schema = schema
+        return on_event
+    return decorate
+
+
+def current_connection() -> Connection | None:
+    return registry.get(request.sid)

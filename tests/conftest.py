@@ -1,0 +1,103 @@
+"""Fixtures for the whole suite.
+
+``app``/``client``/``auth``/``sockets`` serve the fast tests (Flask test
+client and Flask-SocketIO test client, one temporary SQLite file per test).
+Real-process tests (gunicorn, Redis, PostgreSQL, Chromium) build on
+``tests/support``.
+"""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from app import create_app
+from app.extensions import db, socketio
+from app.services.presence import store as presence_store
+from app.services.ratelimit import limits
+from app.sockets.connections import registry
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.setenv("PARLEY_ENV", "testing")
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite3'}"})
+    with app.app_context():
+        db.create_all()
+    _reset_process_state()
+    yield app
+    _reset_process_state()
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _reset_process_state() -> None:
+    # These live per process in production; tests start each from empty.
+    presence_store.__init__()
+    registry.__init__()
+    limits.reset()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class AuthActions:
+    """Create users and sign them in through the real /login form."""
+
+    _counter = itertools.count(1)
+
+    def __init__(self, app):
+        self.app = app
+
+    def create(self, username: str, password: str = "correct-horse", *, admin: bool = False):
+        from app.services import users
+
+        with self.app.app_context():
+            user = users.create_user(username, password, is_admin=admin)
+            return user.id
+
+    def login(self, username: str, password: str = "correct-horse"):
+        """A new Flask test client signed in as ``username``."""
+        client = self.app.test_client()
+        response = client.post("/login", data={"username": username, "password": password})
+        assert response.status_code == 303, response.get_data(as_text=True)
+        return client
+
+    def socket(self, username: str, password: str = "correct-horse", namespace="/public"):
+        """A Flask-SocketIO test client connected as ``username`` (created if missing)."""
+        from app.services import users
+
+        with self.app.app_context():
+            if users.find_user(username) is None:
+                users.create_user(username, password)
+        http = self.login(username, password)
+        sock = socketio.test_client(self.app, namespace=namespace, flask_test_client=http)
+        assert sock.is_connected(namespace), f"{username} could not connect"
+        sock.http = http
+        return sock
+
+
+@pytest.fixture
+def auth(app):
+    return AuthActions(app)
+
+
+def call(sock, event: str, payload=None, namespace="/public"):
+    """Emit ``event`` with an ack and return the ack's one argument."""
+    args = () if payload is None else (payload,)
+    return sock.emit(event, *args, namespace=namespace, callback=True)
+
+
+def received(sock, event: str | None = None, namespace="/public") -> list:
+    """What ``sock`` received since the last look (payloads; filtered by event)."""
+    packets = sock.get_received(namespace)
+    return [p["args"][0] if len(p["args"]) == 1 else p["args"] for p in packets
+            if event is None or p["name"] == event]
