@@ -1,0 +1,106 @@
+// The message box: Enter sends, Shift+Enter makes a new line, Up edits the
+// reader's last message; a draft is kept per room. Also the "is typing"
+// line under it.
+
+import { listOfNames } from "../lib/format.js";
+
+export function mountComposer(store, controller, timeline) {
+  const form = document.getElementById("composer");
+  const field = document.getElementById("composer-input");
+  const sendButton = document.getElementById("send-button");
+  const label = document.getElementById("composer-label");
+  const typingLine = document.getElementById("typing");
+  // Browsers without CSS `field-sizing` grow the box from its scroll height.
+  const growsByItself = CSS.supports("field-sizing", "content");
+  let slug = null;
+
+  function grow() {
+    if (growsByItself) return;
+    field.style.height = "auto";
+    field.style.height = `${field.scrollHeight}px`;
+  }
+
+  function refresh() {
+    const room = store.activeRoom();
+    const next = room ? room.slug : null;
+    if (next !== slug) {
+      const previous = slug && store.room(slug);
+      if (previous) previous.draft = field.value;
+      slug = next;
+      field.value = room ? room.draft : "";
+      grow();
+    }
+    const writable = Boolean(room && !room.archived);
+    field.disabled = !writable;
+    sendButton.disabled = !writable || !field.value.trim();
+    if (!room) return;
+    const name = room.isDm ? `@${store.roomLabel(room)}` : `#${store.roomLabel(room)}`;
+    field.placeholder = room.archived ? "This room is archived: it is read-only" : `Message ${name}`;
+    label.textContent = `Message ${name}`;
+  }
+
+  function refreshTyping() {
+    const room = store.activeRoom();
+    const names = room ? [...room.typing.values()].map((entry) => entry.user.username) : [];
+    typingLine.textContent = names.length
+      ? `${listOfNames(names)} ${names.length === 1 ? "is" : "are"} typing…`
+      : "";
+  }
+
+  function submit() {
+    const room = store.activeRoom();
+    if (!room || room.archived) return;
+    // Blank lines around a message are noise; spaces inside it are the author's.
+    const body = field.value.replace(/^(\s*\n)+/, "").trimEnd();
+    if (!body.trim()) return;
+    timeline.stick();
+    controller.send(room.slug, body);
+    field.value = "";
+    room.draft = "";
+    grow();
+    sendButton.disabled = true;
+    field.focus();
+  }
+
+  field.addEventListener("keydown", (event) => {
+    if (event.isComposing) return; // an input method is still building a character
+    if (event.key === "Enter" && !event.shiftKey && !event.altKey && !event.ctrlKey && !event.metaKey) {
+      event.preventDefault();
+      submit();
+    } else if (event.key === "ArrowUp" && !field.value) {
+      const room = store.activeRoom();
+      const last = room && !room.archived ? store.lastOwnMessage(room) : null;
+      if (last) {
+        event.preventDefault();
+        store.setEditing({ id: last.id, draft: last.body, error: null, saving: false });
+      }
+    }
+  });
+
+  field.addEventListener("input", () => {
+    grow();
+    const room = store.activeRoom();
+    sendButton.disabled = !field.value.trim();
+    if (room) {
+      room.draft = field.value;
+      if (field.value.trim()) controller.typed(room.slug);
+      else controller.stopTyping();
+    }
+  });
+  field.addEventListener("blur", () => controller.stopTyping());
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit();
+  });
+
+  store.addEventListener("change", ({ detail }) => {
+    if (detail.what === "active" || detail.what === "rooms") {
+      refresh();
+      refreshTyping();
+    } else if (detail.what === "typing" && detail.slug === store.activeSlug) {
+      refreshTyping();
+    }
+  });
+  refresh();
+}

@@ -1,0 +1,420 @@
+// What the chat page does over the socket: the connection's life, catch-up
+// after a reconnect, and every user action (send, edit, join...).
+//
+// The views call these methods and read the store; only this module talks
+// to the server.
+
+import { call } from "../lib/socket.js";
+
+/** The first page of a room; older messages are fetched as the reader scrolls up. */
+const FIRST_PAGE = 50;
+const OLDER_PAGE = 50;
+/** Catch-up pages are as large as the contract allows: fewer round trips after a long gap. */
+const CATCH_UP_PAGE = 500;
+/** The latest page compared after a reconnect to find missed edits and deletions. */
+const RECONCILE_PAGE = 200;
+/** A typist tells the room again this often, and "stopped" after this long without a key. */
+const TYPING_REFRESH_MS = 3000;
+const TYPING_IDLE_MS = 4000;
+/** After a failed catch-up, the next try comes this much later. */
+const SYNC_RETRY_MS = 2000;
+/** Read markers move at most this often: one `room:read` for a burst of messages. */
+const READ_DELAY_MS = 400;
+
+export function newClientId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  // randomUUID needs a secure context; plain http on a LAN address is not one.
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export class ChatController {
+  constructor(store, socket, { loginUrl, onFirstSync } = {}) {
+    this.store = store;
+    this.socket = socket;
+    this.loginUrl = loginUrl || "/login";
+    this.onFirstSync = onFirstSync;
+    this.generation = 0;            // bumps on every (re)connect; stale async work stops
+    this.synced = false;
+    this.kicked = null;
+    this.readTimers = new Map();
+    this.typingState = { slug: null, sentAt: 0, idleTimer: null };
+  }
+
+  start() {
+    const { socket, store } = this;
+    socket.on("connect", () => this.onConnect());
+    socket.on("disconnect", (reason) => this.onDisconnect(reason));
+    socket.on("connect_error", (err) => this.onConnectError(err));
+    socket.io.on("reconnect_attempt", (attempt) => {
+      if (store.connection.state !== "failed") store.setConnection("reconnecting", { attempt });
+    });
+
+    socket.on("message", (message) => {
+      const { room, fresh } = store.receiveMessage(message);
+      if (room && fresh) this.countArrival(room);
+    });
+    socket.on("message:updated", (message) => store.updateMessage(message));
+    socket.on("message:deleted", ({ id, room }) => store.deleteMessage(id, room));
+    socket.on("presence", ({ room, user, online }) => store.setPresence(room, user, online));
+    socket.on("typing", ({ room, user, typing }) => store.setTyping(room, user, typing));
+    socket.on("announcement", (announcement) => store.addAnnouncement(announcement));
+    socket.on("room:added", ({ room }) => this.onRoomAdded(room));
+    socket.on("kicked", ({ reason }) => { this.kicked = reason || "no reason given"; });
+
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible" && store.activeSlug) this.scheduleRead(store.activeSlug);
+    });
+  }
+
+  // -- the connection --
+
+  async onConnect() {
+    const generation = ++this.generation;
+    this.kicked = null;
+    this.store.setConnection("syncing");
+    let ok = await this.syncAll(generation);
+    while (!ok && generation === this.generation) {
+      // The room list did not come (a timeout under load): try again shortly.
+      await new Promise((resolve) => { setTimeout(resolve, SYNC_RETRY_MS); });
+      if (generation === this.generation) ok = await this.syncAll(generation);
+    }
+    if (generation !== this.generation) return;
+    this.store.setConnection("online");
+    if (!this.synced) {
+      this.synced = true;
+      this.onFirstSync?.();
+    }
+    await this.flushPending(generation);
+  }
+
+  onDisconnect(reason) {
+    this.generation += 1;
+    for (const room of this.store.rooms.values()) {
+      room.joined = false;
+      room.stale = room.loaded;
+      for (const pending of room.pending.values()) {
+        if (pending.status === "sending") pending.status = "queued";
+      }
+      for (const userId of [...room.typing.keys()]) this.store.stopTyping(room, userId);
+    }
+    if (reason === "io client disconnect") return;
+    if (this.kicked !== null) {
+      this.store.setConnection("failed", {
+        message: `You were disconnected by an administrator: ${this.kicked}`,
+        canRetry: true,
+      });
+      return;
+    }
+    this.store.setConnection("reconnecting", { attempt: 0 });
+    if (reason === "io server disconnect") {
+      // The server closed this connection on purpose (a sign-out elsewhere,
+      // a restart of the namespace): socket.io does not retry by itself. One
+      // try tells whether the session is still good (connect_error if not).
+      setTimeout(() => this.socket.connect(), 1000);
+    }
+    this.store.notify("rooms");
+  }
+
+  onConnectError(err) {
+    const code = err?.data?.code;
+    if (code === "unauthenticated") {
+      window.location.assign(this.loginUrl);
+      return;
+    }
+    if (code === "forbidden") {
+      this.store.setConnection("failed", { message: err.message || "This account may not chat right now.", canRetry: true });
+      return;
+    }
+    // A network failure: the client keeps retrying on its own.
+    if (this.store.connection.state !== "failed") {
+      this.store.setConnection("reconnecting", { attempt: this.store.connection.attempt });
+    }
+  }
+
+  reconnect() {
+    this.store.setConnection("reconnecting", { attempt: 0 });
+    this.socket.connect();
+  }
+
+  /**
+   * Everything a (re)connected page needs: the room list, then every member
+   * room joined again with `since` (the last id seen), paging on with
+   * `message:history` `after` until nothing more follows. Messages are kept
+   * by id, so overlap between live events and pages shows nothing twice.
+   */
+  async syncAll(generation) {
+    const { store } = this;
+    const list = await call(this.socket, "rooms:list", {});
+    if (generation !== this.generation) return false;
+    if (!list.ok) return false;
+    store.replaceRooms(list.rooms);
+    const rooms = store.memberRooms();
+    // The open room first: it is what the reader is looking at.
+    rooms.sort((a, b) => (b.slug === store.activeSlug) - (a.slug === store.activeSlug));
+    const [first, ...rest] = rooms;
+    if (first) await this.joinRoom(first.slug, generation);
+    await Promise.all(rest.map((room) => this.joinRoom(room.slug, generation)));
+    if (generation !== this.generation) return false;
+    const active = store.activeRoom();
+    if (active?.stale) await this.reconcile(active.slug, generation);
+    return generation === this.generation;
+  }
+
+  async joinRoom(slug, generation = this.generation) {
+    const { store } = this;
+    const room = store.room(slug);
+    const catchUp = Boolean(room?.loaded);
+    const payload = catchUp ? { room: slug, since: room.maxId } : { room: slug, limit: FIRST_PAGE };
+    const ack = await call(this.socket, "room:join", payload);
+    if (generation !== this.generation) return ack;
+    if (!ack.ok) {
+      if (ack.error.code === "not_found" || ack.error.code === "forbidden") store.forgetMembership(slug);
+      return ack;
+    }
+    const joined = store.applyJoin(slug, ack, { catchUp });
+    let hasMore = catchUp && ack.has_more;
+    while (hasMore) {
+      const page = await call(this.socket, "message:history",
+        { room: slug, after: joined.maxId, limit: CATCH_UP_PAGE });
+      if (generation !== this.generation || !page.ok) return ack;
+      store.addMessages(joined, page.messages);
+      store.notify("room", slug);
+      hasMore = page.has_more;
+    }
+    if (slug === store.activeSlug) this.scheduleRead(slug);
+    return ack;
+  }
+
+  async reconcile(slug, generation = this.generation) {
+    const room = this.store.room(slug);
+    if (!room) return;
+    const held = [...room.messages.values()].filter((m) => !m.deleted).length;
+    const limit = Math.min(Math.max(held, 1), RECONCILE_PAGE);
+    const ack = await call(this.socket, "message:history", { room: slug, limit });
+    if (generation === this.generation) this.store.reconcile(slug, ack);
+  }
+
+  // -- reading --
+
+  selectRoom(slug) {
+    const { store } = this;
+    const room = store.room(slug);
+    if (!room?.member) return false;
+    this.stopTyping();
+    store.setActive(slug);
+    if (room.stale && this.socket.connected) this.reconcile(slug);
+    this.scheduleRead(slug);
+    return true;
+  }
+
+  /** A message by someone else arrived in `room`: count it unless it is being read now. */
+  countArrival(room) {
+    const { store } = this;
+    if (room.slug === store.activeSlug && this.isReading()) {
+      this.scheduleRead(room.slug);
+      return;
+    }
+    room.unread += 1;
+    if (room.slug === store.activeSlug) room.newBelow += 1;
+    store.notify("rooms");
+    store.notify("room", room.slug);
+  }
+
+  isReading() {
+    return document.visibilityState === "visible" && this.store.atBottom;
+  }
+
+  /** The reader reached the bottom of the open room. */
+  caughtUp() {
+    const room = this.store.activeRoom();
+    if (!room) return;
+    if (room.newBelow) {
+      room.newBelow = 0;
+      this.store.notify("room", room.slug);
+    }
+    this.scheduleRead(room.slug);
+  }
+
+  scheduleRead(slug) {
+    if (this.readTimers.has(slug)) return;
+    this.readTimers.set(slug, setTimeout(() => {
+      this.readTimers.delete(slug);
+      this.markRead(slug);
+    }, READ_DELAY_MS));
+  }
+
+  async markRead(slug) {
+    const { store } = this;
+    const room = store.room(slug);
+    if (!room?.joined || slug !== store.activeSlug || !this.isReading()) return;
+    if (!room.unread && room.readUpTo === room.maxId) return;
+    const upTo = room.maxId;
+    const ack = await call(this.socket, "room:read", { room: slug, last_read_id: upTo });
+    if (!ack.ok) return;
+    room.readUpTo = upTo;
+    room.unread = ack.unread;
+    store.notify("rooms");
+  }
+
+  async loadOlder(slug) {
+    const room = this.store.room(slug);
+    if (!room || !room.hasOlder || room.loadingOlder || !room.joined) return;
+    room.loadingOlder = true;
+    this.store.notify("room", slug);
+    const before = room.oldestId();
+    const payload = before === null ? { room: slug, limit: OLDER_PAGE } : { room: slug, before, limit: OLDER_PAGE };
+    const ack = await call(this.socket, "message:history", payload);
+    this.store.addOlder(slug, ack);
+  }
+
+  // -- writing --
+
+  /** Show the message at once as pending, then send it; the ack confirms it. */
+  send(slug, body) {
+    const pending = {
+      client_id: newClientId(),
+      body,
+      created_at: new Date().toISOString(),
+      status: "sending",
+      error: null,
+      attempt: 0,
+    };
+    this.store.addPending(slug, pending);
+    this.stopTyping();
+    this.transmit(slug, pending.client_id);
+  }
+
+  /** Send (or send again) a pending message. The same client_id never stores it twice. */
+  async transmit(slug, clientId) {
+    const { store } = this;
+    const pending = store.room(slug)?.pending.get(clientId);
+    if (!pending) return;
+    if (!this.socket.connected || store.connection.state !== "online") {
+      store.updatePending(slug, clientId, { status: "queued", error: null });
+      return;
+    }
+    const attempt = pending.attempt + 1;
+    store.updatePending(slug, clientId, { status: "sending", error: null, attempt });
+    const ack = await call(this.socket, "message:send", { room: slug, body: pending.body, client_id: clientId });
+    const current = store.room(slug)?.pending.get(clientId);
+    if (current !== pending || pending.attempt !== attempt) return; // confirmed or resent meanwhile
+    if (ack.ok) {
+      store.receiveMessage(ack.message);
+    } else if (ack.error.code === "offline") {
+      store.updatePending(slug, clientId, { status: "queued" });
+    } else {
+      store.updatePending(slug, clientId, { status: "failed", error: ack.error });
+    }
+  }
+
+  retry(slug, clientId) {
+    this.transmit(slug, clientId);
+  }
+
+  discard(slug, clientId) {
+    this.store.removePending(slug, clientId);
+  }
+
+  /** After a reconnect: send what was written while offline, in order. */
+  async flushPending(generation) {
+    for (const room of this.store.rooms.values()) {
+      const queued = [...room.pending.values()].filter((p) => p.status === "queued");
+      for (const pending of queued) {
+        if (generation !== this.generation) return;
+        await this.transmit(room.slug, pending.client_id);
+      }
+    }
+  }
+
+  async edit(id, body) {
+    const ack = await call(this.socket, "message:edit", { id, body });
+    if (ack.ok) this.store.updateMessage(ack.message);
+    return ack;
+  }
+
+  async remove(id) {
+    const ack = await call(this.socket, "message:delete", { id });
+    if (ack.ok) {
+      const room = [...this.store.rooms.values()].find((r) => r.messages.has(id));
+      if (room) this.store.deleteMessage(id, room.slug);
+    }
+    return ack;
+  }
+
+  /** Composer keystrokes: tell the room now and then, and "stopped" after a pause. */
+  typed(slug) {
+    const state = this.typingState;
+    const now = Date.now();
+    if (state.slug !== slug) {
+      this.stopTyping();
+      state.slug = slug;
+      state.sentAt = 0;
+    }
+    if (now - state.sentAt > TYPING_REFRESH_MS && this.socket.connected) {
+      this.socket.emit("typing", { room: slug, typing: true });
+      state.sentAt = now;
+    }
+    clearTimeout(state.idleTimer);
+    state.idleTimer = setTimeout(() => this.stopTyping(), TYPING_IDLE_MS);
+  }
+
+  stopTyping() {
+    const state = this.typingState;
+    clearTimeout(state.idleTimer);
+    if (state.slug && state.sentAt && this.socket.connected) {
+      this.socket.emit("typing", { room: state.slug, typing: false });
+    }
+    state.slug = null;
+    state.sentAt = 0;
+  }
+
+  // -- rooms --
+
+  async listRooms() {
+    const ack = await call(this.socket, "rooms:list", {});
+    if (ack.ok) {
+      for (const info of ack.rooms) this.store.upsertRoom(info);
+      this.store.notify("rooms");
+    }
+    return ack;
+  }
+
+  async createRoom(name, topic, isPrivate) {
+    const ack = await call(this.socket, "room:create", { name, topic, private: isPrivate });
+    if (!ack.ok) return ack;
+    this.store.upsertRoom(ack.room);
+    return this.enter(ack.room.slug);
+  }
+
+  /** Join a room (becoming a member of a public one) and open it. */
+  async enter(slug) {
+    const ack = await this.joinRoom(slug);
+    if (ack.ok) this.selectRoom(slug);
+    return ack;
+  }
+
+  async leave(slug) {
+    const ack = await call(this.socket, "room:leave", { room: slug });
+    if (ack.ok) this.store.forgetMembership(slug);
+    return ack;
+  }
+
+  invite(slug, username) {
+    return call(this.socket, "room:invite", { room: slug, user: username });
+  }
+
+  async openDm(username) {
+    const ack = await call(this.socket, "dm:open", { user: username });
+    if (!ack.ok) return ack;
+    this.store.upsertRoom(ack.room);
+    return this.enter(ack.room.slug);
+  }
+
+  /** Someone invited the reader, or opened a direct message with them. */
+  async onRoomAdded(info) {
+    this.store.upsertRoom(info);
+    this.store.notify("rooms");
+    await this.joinRoom(info.slug);
+  }
+}

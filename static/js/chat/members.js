@@ -1,0 +1,69 @@
+// The member list of the open room: who is online, who is not, who is
+// typing. Choosing someone opens a direct message with them.
+
+import { avatar, fill, h } from "../lib/dom.js";
+
+export function mountMembers(store, { openDm }) {
+  const container = document.getElementById("member-groups");
+  const heading = document.getElementById("members-heading");
+  let queued = false;
+
+  function schedule() {
+    if (queued) return;
+    queued = true;
+    queueMicrotask(() => {
+      queued = false;
+      render();
+    });
+  }
+
+  function render() {
+    const room = store.activeRoom();
+    if (!room) {
+      container.replaceChildren();
+      return;
+    }
+    const byName = (a, b) => a.username.localeCompare(b.username, undefined, { sensitivity: "base" });
+    const everyone = [...room.members.values()].sort(byName);
+    const online = everyone.filter((user) => room.online.has(user.id));
+    const offline = everyone.filter((user) => !room.online.has(user.id));
+    heading.textContent = `Members (${everyone.length})`;
+    const focusedName = document.activeElement?.closest?.(".member")?.dataset.username;
+    fill(container,
+      group("Online", online, room, true),
+      group("Offline", offline, room, false));
+    if (focusedName) container.querySelector(`.member[data-username="${CSS.escape(focusedName)}"]`)?.focus();
+  }
+
+  function group(title, users, room, isOnline) {
+    if (!users.length) return null;
+    const id = `members-${title.toLowerCase()}`;
+    return h("section", { class: "member-group", "aria-labelledby": id },
+      h("h3", { id }, `${title} — ${users.length}`),
+      h("ul", { class: "member-list" }, users.map((user) => h("li", null, memberButton(user, room, isOnline)))));
+  }
+
+  function memberButton(user, room, isOnline) {
+    const me = user.id === store.me.id;
+    const typing = room.typing.has(user.id);
+    const state = isOnline ? "online" : "offline";
+    return h("button", {
+      type: "button",
+      class: `member member--${state}`,
+      dataset: { username: user.username },
+      "aria-label": me ? `${user.username} (you), ${state}` : `${user.username}, ${state}. Send a direct message`,
+      disabled: me,
+      onclick: () => openDm(user.username),
+    },
+    avatar(user.username, { small: true, online: isOnline }),
+    h("span", { class: "member-name" }, user.username),
+    me ? h("span", { class: "member-you" }, "you") : null,
+    typing ? h("span", { class: "member-typing" }, "typing…") : null);
+  }
+
+  store.addEventListener("change", ({ detail }) => {
+    if (detail.what === "active" || ((detail.what === "room" || detail.what === "typing") && detail.slug === store.activeSlug)) {
+      schedule();
+    }
+  });
+}

@@ -1,0 +1,375 @@
+// The open room's messages: day separators, grouped messages, pending and
+// failed sends, edit in place, and older pages as the reader scrolls up.
+//
+// Each render builds the list of rows the room should show, each with a key
+// (message id, client_id, day) and a signature of what it displays; a row
+// whose signature did not change keeps its DOM node, so a re-render for one
+// new message touches one row and leaves focus and selection alone.
+
+import { avatar, h, icon, linkified, reconcileChildren } from "../lib/dom.js";
+import { dayKey, dayLabel, fullDateTime, parseTime, shortDate, timeOfDay } from "../lib/format.js";
+
+/** Messages by one author within this gap share one header, as in Slack or Discord. */
+const GROUP_GAP_MS = 5 * 60 * 1000;
+/** Older messages load when the reader is this close to the top. */
+const LOAD_OLDER_MARGIN_PX = 400;
+/** "At the bottom" allows for sub-pixel scroll positions and a last line half shown. */
+const BOTTOM_SLACK_PX = 48;
+
+export function mountTimeline(store, controller, { confirmDelete, focusComposer }) {
+  const scroller = document.getElementById("timeline");
+  const list = document.getElementById("message-list");
+  const welcome = document.getElementById("welcome");
+  const composer = document.getElementById("composer");
+  const jump = document.getElementById("jump-button");
+  const jumpText = document.getElementById("jump-text");
+
+  const rows = new Map();          // key -> {sig, node}
+  let renderedSlug = null;
+  let renderedOldest = null;
+  let queued = false;
+  let stickToBottom = false;
+
+  const isAtBottom = () =>
+    scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight <= BOTTOM_SLACK_PX;
+
+  function schedule() {
+    if (queued) return;
+    queued = true;
+    queueMicrotask(() => {
+      queued = false;
+      render();
+    });
+  }
+
+  function render() {
+    const room = store.activeRoom();
+    document.getElementById("shell").classList.toggle("no-room", !room);
+    if (!room) {
+      scroller.hidden = true;
+      composer.hidden = true;
+      jump.hidden = true;
+      welcome.hidden = !store.ready;
+      list.replaceChildren();
+      rows.clear();
+      renderedSlug = null;
+      return;
+    }
+    welcome.hidden = true;
+    scroller.hidden = false;
+    composer.hidden = false;
+
+    const switching = room.slug !== renderedSlug;
+    if (switching) {
+      rows.clear();
+      list.replaceChildren();
+      // A screen reader would read the whole history as "new" in a log.
+      list.setAttribute("aria-busy", "true");
+    }
+    const wasAtBottom = switching || isAtBottom();
+    const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+
+    const items = rowsOf(room);
+    const keys = new Set();
+    const nodes = items.map((item) => {
+      keys.add(item.key);
+      const known = rows.get(item.key);
+      if (known && known.sig === item.sig) return known.node;
+      const node = item.build();
+      rows.set(item.key, { sig: item.sig, node });
+      return node;
+    });
+    for (const key of [...rows.keys()]) if (!keys.has(key)) rows.delete(key);
+    reconcileChildren(list, nodes);
+
+    const oldest = room.oldestId();
+    const prepended = !switching && renderedOldest !== null && oldest !== null && oldest < renderedOldest;
+    const divider = switching ? list.querySelector(".unread-divider") : null;
+    if (divider && divider.offsetTop > scroller.clientHeight / 2) {
+      // Open where the reader left off: the first unread message near the top.
+      scroller.scrollTop = divider.offsetTop - 64;
+    } else if (switching || stickToBottom || wasAtBottom) {
+      scroller.scrollTop = scroller.scrollHeight;
+    } else if (prepended) {
+      // Older messages went in above: keep the reader's place.
+      scroller.scrollTop = scroller.scrollHeight - fromBottom;
+    }
+    if (switching) queueMicrotask(() => list.removeAttribute("aria-busy"));
+    renderedSlug = room.slug;
+    renderedOldest = oldest;
+    stickToBottom = false;
+    updateScrollState(room);
+
+    // A first page shorter than the screen: fetch older ones now, since
+    // there is nothing to scroll yet.
+    if (room.hasOlder && !room.loadingOlder && scroller.scrollHeight <= scroller.clientHeight + LOAD_OLDER_MARGIN_PX) {
+      controller.loadOlder(room.slug);
+    }
+  }
+
+  function updateScrollState(room) {
+    const bottom = isAtBottom();
+    if (bottom !== store.atBottom) {
+      store.atBottom = bottom;
+      if (bottom) controller.caughtUp();
+    }
+    const distance = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight;
+    jump.hidden = bottom || (!room.newBelow && distance < scroller.clientHeight);
+    jumpText.textContent = room.newBelow
+      ? `${room.newBelow} new message${room.newBelow === 1 ? "" : "s"}`
+      : "Jump to the latest";
+  }
+
+  // -- the rows --
+
+  function rowsOf(room) {
+    const items = [];
+    const label = store.roomLabel(room);
+    const empty = room.messages.size === 0 && room.pending.size === 0;
+    if (room.hasOlder) {
+      items.push({ key: "older", sig: String(room.loadingOlder), build: () => olderRow(room) });
+    } else {
+      items.push({
+        key: "intro",
+        sig: [label, room.info.topic, empty, room.info.private].join("\u0000"),
+        build: () => introRow(room, label, empty),
+      });
+    }
+    const me = store.me;
+    const editing = store.editing;
+    let lastDay = null;
+    let previous = null;
+    const entries = [
+      ...room.sorted().map((message) => ({ message, time: parseTime(message.created_at) })),
+      ...[...room.pending.values()].map((pending) => ({ pending, time: parseTime(pending.created_at) })),
+    ];
+    for (const entry of entries) {
+      const day = dayKey(entry.time);
+      if (day !== lastDay) {
+        const text = dayLabel(entry.time);
+        items.push({ key: `day:${day}`, sig: text, build: () => h("li", { class: "day-divider" }, h("span", null, text)) });
+        lastDay = day;
+        previous = null;
+      }
+      if (entry.message && entry.message.id === room.firstUnreadId) {
+        items.push({ key: "unread", sig: "", build: () => h("li", { class: "unread-divider" }, "New") });
+        previous = null;
+      }
+      const authorId = entry.message ? entry.message.user.id : me.id;
+      const continued = Boolean(previous && previous.authorId === authorId
+        && entry.time - previous.time < GROUP_GAP_MS);
+      previous = { authorId, time: entry.time };
+
+      if (entry.message) {
+        const message = entry.message;
+        const mine = message.user.id === me.id;
+        const canEdit = mine && !room.archived;
+        const canDelete = mine || me.isAdmin;
+        const edit = editing && editing.id === message.id ? editing : null;
+        const sig = JSON.stringify([message.body, message.edited_at, Boolean(message.deleted), continued,
+          canEdit, canDelete, edit ? [edit.saving, edit.error?.message ?? ""] : null]);
+        items.push({
+          key: `m:${message.id}`,
+          sig,
+          build: () => messageRow(message, { continued, mine, canEdit, canDelete, edit }),
+        });
+      } else {
+        const pending = entry.pending;
+        const sig = JSON.stringify([pending.status, pending.error?.message ?? "", continued]);
+        items.push({ key: `p:${pending.client_id}`, sig, build: () => pendingRow(room, pending, continued) });
+      }
+    }
+    return items;
+  }
+
+  function olderRow(room) {
+    const content = room.loadingOlder
+      ? h("div", { class: "timeline-loading", role: "status" }, h("span", { class: "spinner", "aria-hidden": "true" }),
+        "Loading older messages…")
+      : h("div", { class: "timeline-loading" }, h("button", {
+        type: "button", class: "button button--small", onclick: () => controller.loadOlder(room.slug),
+      }, "Load older messages"));
+    return h("li", { class: "timeline-top" }, content);
+  }
+
+  function introRow(room, label, empty) {
+    const badge = room.isDm ? avatar(label) : icon(room.info.private ? "lock" : "hash");
+    const created = shortDate(parseTime(room.info.created_at));
+    const text = room.isDm
+      ? `This is the beginning of your direct messages with ${label}. Only the two of you can see them.`
+      : `This is the very beginning of ${room.info.private ? "the private room" : "the room"} ${label}, created on ${created}.`;
+    return h("li", { class: "timeline-intro" },
+      room.isDm ? badge : h("div", { class: "timeline-intro-icon" }, badge),
+      h("h2", null, room.isDm ? label : `Welcome to ${label}`),
+      room.info.topic && !room.isDm ? h("p", null, room.info.topic) : null,
+      h("p", null, text),
+      empty ? h("p", { class: "timeline-empty" }, "No messages yet. Say hello below!") : null);
+  }
+
+  function timeElement(date) {
+    return h("time", { datetime: date.toISOString(), title: fullDateTime(date) }, timeOfDay(date));
+  }
+
+  function messageRow(message, { continued, mine, canEdit, canDelete, edit }) {
+    const created = parseTime(message.created_at);
+    const classes = ["msg"];
+    if (continued) classes.push("msg--continued");
+    if (mine) classes.push("msg--mine");
+    if (message.deleted) classes.push("msg--deleted");
+    if (edit) classes.push("msg--editing");
+
+    const gutter = h("div", { class: "msg-gutter" },
+      continued ? timeElement(created) : avatar(message.user.username));
+    const meta = continued
+      ? h("span", { class: "visually-hidden" }, `${message.user.username}, ${timeOfDay(created)}: `)
+      : h("div", { class: "msg-meta" }, h("span", { class: "msg-author" }, message.user.username), timeElement(created));
+
+    let body;
+    if (message.deleted) {
+      body = h("div", { class: "msg-body" }, h("span", { class: "msg-text" }, "This message was deleted."));
+    } else if (edit) {
+      body = editForm(message, edit);
+    } else {
+      body = h("div", { class: "msg-body" }, h("span", { class: "msg-text" }, linkified(message.body)),
+        message.edited_at
+          ? h("span", { class: "msg-edited", title: `Edited ${fullDateTime(parseTime(message.edited_at))}` }, "(edited)")
+          : null);
+    }
+
+    let actions = null;
+    if (!message.deleted && !edit && (canEdit || canDelete)) {
+      actions = h("div", { class: "msg-actions", role: "group", "aria-label": "Message actions" },
+        canEdit ? h("button", {
+          type: "button", class: "icon-button", title: "Edit", "aria-label": "Edit message",
+          onclick: () => store.setEditing({ id: message.id, draft: message.body, error: null, saving: false }),
+        }, icon("edit")) : null,
+        canDelete ? h("button", {
+          type: "button", class: "icon-button icon-button--danger", title: "Delete", "aria-label": "Delete message",
+          onclick: () => confirmDelete(message),
+        }, icon("trash")) : null);
+    }
+    return h("li", { class: classes.join(" "), dataset: { id: message.id } },
+      gutter, h("div", { class: "msg-main" }, meta, body), actions);
+  }
+
+  function editForm(message, edit) {
+    const field = h("textarea", { "aria-label": "Edit message", maxlength: "4000", rows: "2" });
+    field.value = edit.draft;
+    const cancel = () => {
+      store.setEditing(null);
+      focusComposer();
+    };
+    const save = async () => {
+      const body = field.value;
+      if (!body.trim()) {
+        store.setEditing({ ...edit, draft: body, error: { message: "A message cannot be empty; delete it instead." } });
+        return;
+      }
+      if (body === message.body) {
+        cancel();
+        return;
+      }
+      store.setEditing({ ...edit, draft: body, saving: true, error: null });
+      const ack = await controller.edit(message.id, body);
+      if (store.editing?.id !== message.id) return;
+      if (ack.ok) {
+        cancel();
+      } else {
+        store.setEditing({ ...store.editing, saving: false, error: ack.error });
+      }
+    };
+    field.addEventListener("input", () => { if (store.editing) store.editing.draft = field.value; });
+    field.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        save();
+      } else if (event.key === "Escape") {
+        event.preventDefault();
+        cancel();
+      }
+    });
+    queueMicrotask(() => {
+      field.focus();
+      field.setSelectionRange(field.value.length, field.value.length);
+    });
+    return h("form", { class: "edit-form", onsubmit: (event) => { event.preventDefault(); save(); } },
+      field,
+      edit.error ? h("p", { class: "form-error", role: "alert" }, edit.error.message) : null,
+      h("div", { class: "edit-form-actions" },
+        h("button", { type: "submit", class: "button button--primary button--small", disabled: edit.saving }, "Save"),
+        h("button", { type: "button", class: "button button--small", onclick: cancel }, "Cancel"),
+        h("span", { class: "edit-form-hint" }, "Enter to save, Esc to cancel")));
+  }
+
+  function pendingRow(room, pending, continued) {
+    const me = store.me;
+    const created = parseTime(pending.created_at);
+    const failed = pending.status === "failed";
+    const classes = ["msg", "msg--mine", "msg--pending"];
+    if (continued) classes.push("msg--continued");
+    if (failed) classes.push("msg--failed");
+
+    let status;
+    if (failed) {
+      status = h("div", { class: "msg-status", role: "alert" },
+        icon("alert", "icon--small"),
+        h("span", null, `Not sent: ${pending.error?.message || "unknown error"}`,
+          pending.error?.retry_after ? ` (try again in ${Math.ceil(pending.error.retry_after)} s)` : ""),
+        h("button", {
+          type: "button", class: "button button--small", onclick: () => controller.retry(room.slug, pending.client_id),
+        }, icon("retry", "icon--small"), "Retry"),
+        h("button", {
+          type: "button", class: "button button--small button--ghost",
+          onclick: () => controller.discard(room.slug, pending.client_id),
+        }, "Discard"));
+    } else {
+      status = h("div", { class: "msg-status" },
+        pending.status === "queued" ? "Waiting for the connection…" : "Sending…");
+    }
+    return h("li", { class: classes.join(" "), dataset: { clientId: pending.client_id } },
+      h("div", { class: "msg-gutter" }, continued ? timeElement(created) : avatar(me.username)),
+      h("div", { class: "msg-main" },
+        continued ? null : h("div", { class: "msg-meta" }, h("span", { class: "msg-author" }, me.username), timeElement(created)),
+        h("div", { class: "msg-body" }, h("span", { class: "msg-text" }, linkified(pending.body))),
+        status));
+  }
+
+  // -- wiring --
+
+  scroller.addEventListener("scroll", () => {
+    const room = store.activeRoom();
+    if (!room) return;
+    if (scroller.scrollTop < LOAD_OLDER_MARGIN_PX && room.hasOlder && !room.loadingOlder) {
+      controller.loadOlder(room.slug);
+    }
+    updateScrollState(room);
+  }, { passive: true });
+
+  jump.addEventListener("click", () => {
+    scroller.scrollTop = scroller.scrollHeight;
+    const room = store.activeRoom();
+    if (room) updateScrollState(room);
+    focusComposer();
+  });
+
+  // The layout changes (a drawer, the keyboard on a phone): stay at the bottom.
+  new ResizeObserver(() => {
+    if (store.atBottom) scroller.scrollTop = scroller.scrollHeight;
+  }).observe(scroller);
+
+  store.addEventListener("change", ({ detail }) => {
+    if (detail.what === "active" || detail.what === "ready"
+      || (detail.what === "room" && detail.slug === store.activeSlug)) {
+      schedule();
+    }
+  });
+
+  return {
+    /** The reader just sent a message: show it, at the bottom. */
+    stick() {
+      stickToBottom = true;
+      schedule();
+    },
+    render: schedule,
+  };
+}

@@ -1,0 +1,173 @@
+"""The chat page when things go wrong: a server restart, a lost connection, a refused send.
+
+This module restarts its server, so it has one of its own, with a send rate
+limit (10 per 5 seconds) that a test can reach quickly on a slow machine.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.support.client import ChatClient
+from tests.support.server import wait_until
+
+from .helpers import TIMEOUT_MS, screenshot, start_chat_server, unique
+
+pytestmark = pytest.mark.browser
+expect.set_options(timeout=TIMEOUT_MS)
+
+# socket.io's reconnection back-off grows to 5 s (with jitter): a reconnect
+# may take that long after the server is back.
+RECONNECT_MS = 20_000
+BURST_LIMIT = 10
+
+
+def confirmed(page):
+    return page.locator("#message-list .msg:not(.msg--pending) .msg-text")
+
+
+def send(page, text: str) -> None:
+    page.locator("#composer-input").fill(text)
+    page.locator("#composer-input").press("Enter")
+
+
+def create_room(page, name: str) -> str:
+    page.get_by_role("button", name="Create a room").first.click()
+    dialog = page.locator("#create-room-dialog")
+    dialog.get_by_label("Name").fill(name)
+    dialog.get_by_role("button", name="Create room").click()
+    expect(page.locator("#room-title")).to_contain_text(name)
+    expect(page).to_have_url(re.compile(r"#room="))
+    return page.url.rsplit("#room=", 1)[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    chat_server = start_chat_server(tmp_path_factory, "test_resilience",
+                                    MESSAGE_RATE_LIMIT=f"{BURST_LIMIT} per 5 seconds")
+    yield chat_server
+    chat_server.close()
+
+
+@pytest.fixture
+def chat_clients(server):
+    opened: list[ChatClient] = []
+
+    def open_client(username: str) -> ChatClient:
+        client = ChatClient(server.url, username).connect()
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        client.close()
+
+
+def test_after_a_server_restart_the_page_reconnects_and_shows_missed_messages_once(
+        people, server, chat_clients):
+    alice = people.sign_in(people.account("alice"))
+    slug = create_room(alice, unique("restart"))
+    bob_name = people.account("bob")
+    bob = chat_clients(bob_name)
+    assert bob.join(slug)["ok"]
+    first = bob.send(slug, "before the restart")["message"]
+    doomed = bob.send(slug, "soon deleted")["message"]
+    expect(confirmed(alice)).to_have_text(["before the restart", "soon deleted"])
+
+    server.stop()
+    banner = alice.locator("#connection-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("Reconnecting")
+    expect(alice.locator("#me-status")).to_have_text("Reconnecting…")
+    screenshot(alice, "reconnecting")
+
+    # Keep the page away while Bob talks, so that what he says can only
+    # reach it through catch-up (room:join with since), not live.
+    alice.context.set_offline(True)
+    server.start()
+    bob_again = chat_clients(bob_name)
+    assert bob_again.join(slug)["ok"]
+    missed = [f"while you were away {n}" for n in range(1, 4)]
+    for body in missed:
+        assert bob_again.send(slug, body)["ok"]
+    # Changes to messages the page already shows are caught up too.
+    assert bob_again.call("message:edit", {"id": first["id"], "body": "before the restart, edited"})["ok"]
+    assert bob_again.call("message:delete", {"id": doomed["id"]})["ok"]
+    expect(alice.locator("#me-status")).to_have_text("Reconnecting…")  # still away
+    alice.context.set_offline(False)
+
+    expect(banner).to_be_hidden(timeout=RECONNECT_MS)
+    expect(confirmed(alice)).to_have_text(
+        ["before the restart, edited", "This message was deleted.", *missed])
+    bob_again.send(slug, "and live again")
+    expect(confirmed(alice)).to_have_text(
+        ["before the restart, edited", "This message was deleted.", *missed, "and live again"])
+
+
+def test_a_message_written_while_disconnected_is_sent_once_when_the_connection_returns(
+        people, server, chat_clients):
+    alice = people.sign_in(people.account("alice"))
+    slug = create_room(alice, unique("offline"))
+    bob = chat_clients(people.account("bob"))
+    assert bob.join(slug)["ok"]
+
+    server.stop()
+    expect(alice.locator("#connection-banner")).to_contain_text("Reconnecting")
+    send(alice, "written in the dark")
+    pending = alice.locator("#message-list .msg--pending")
+    expect(pending).to_contain_text("Waiting for the connection")
+    server.start()
+
+    expect(confirmed(alice)).to_have_text(["written in the dark"], timeout=RECONNECT_MS)
+    expect(pending).to_have_count(0)
+    # Exactly one stored: Bob's client (which reconnects and catches up by
+    # itself) and the server's history agree.
+    bob.wait_for_bodies(slug, ["written in the dark"])
+    page = bob.call("message:history", {"room": slug})
+    assert [m["body"] for m in page["messages"]] == ["written in the dark"]
+
+
+def test_a_refused_send_shows_an_error_and_retry_reuses_its_client_id(people, server, chat_clients):
+    alice = people.sign_in(people.account("alice"))
+    slug = create_room(alice, unique("burst"))
+    bob = chat_clients(people.account("bob"))
+    assert bob.join(slug)["ok"]
+    # Spend the whole allowance, then write more within the same window:
+    # the server answers rate_limited for those.
+    burst(alice, range(1, BURST_LIMIT + 1))
+    expect(confirmed(alice)).to_have_count(BURST_LIMIT)
+    burst(alice, range(BURST_LIMIT + 1, BURST_LIMIT + 4))
+    failed = alice.locator("#message-list .msg--failed")
+    expect(failed).to_have_count(3)
+    expect(failed.first).to_contain_text("Not sent: too many messages")
+    expect(failed.first.get_by_role("button", name="Retry")).to_be_visible()
+    screenshot(alice, "send-failed")
+    refused = failed.evaluate_all("rows => rows.map(r => r.dataset.clientId)")
+
+    def retry_all() -> bool:
+        # Rows re-render as they change state: click what is failed right now.
+        alice.evaluate("""() => document.querySelectorAll('#message-list .msg--failed button')
+            .forEach((b) => { if (b.textContent.includes('Retry')) b.click(); })""")
+        return failed.count() == 0 and alice.locator("#message-list .msg--pending").count() == 0
+
+    wait_until(retry_all, timeout=20, interval=0.5, message="retries never all went through")
+    expected = sorted(f"burst {n}" for n in range(1, BURST_LIMIT + 4))
+    expect(confirmed(alice)).to_have_count(BURST_LIMIT + 3)
+    assert sorted(confirmed(alice).all_inner_texts()) == expected
+    stored = bob.call("message:history", {"room": slug})["messages"]
+    assert sorted(m["body"] for m in stored) == expected, "each message stored once"
+    assert set(refused) <= {m["client_id"] for m in stored}, "a retry stores under the refused client_id"
+
+
+def burst(page, numbers) -> None:
+    """Type and send several messages at once, faster than any person could."""
+    page.evaluate("""numbers => {
+        const field = document.getElementById('composer-input');
+        for (const n of numbers) {
+            field.value = `burst ${n}`;
+            field.dispatchEvent(new Event('input'));
+            field.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true}));
+        }
+    }""", list(numbers))
