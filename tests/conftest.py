@@ -16,6 +16,7 @@ from app.extensions import db, socketio
 from app.services.presence import store as presence_store
 from app.services.ratelimit import limits
 from app.sockets.connections import registry
+from app.sockets.public import settle_presence
 
 
 @pytest.fixture
@@ -26,6 +27,8 @@ def app(tmp_path, monkeypatch):
         db.create_all()
     _reset_process_state()
     yield app
+    # This test's offline pushes must not reach the next test's clients.
+    settle_presence(timeout=app.config["PRESENCE_GRACE_SECONDS"] * 5)
     _reset_process_state()
     with app.app_context():
         db.session.remove()
@@ -37,6 +40,22 @@ def _reset_process_state() -> None:
     presence_store.__init__()
     registry.__init__()
     limits.reset()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, one for the whole session (Playwright's sync API
+    allows one running instance per thread: every browser test shares it)."""
+    from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS
+
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is missing (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import current_app, request
 from flask_login import current_user
@@ -18,6 +19,9 @@ from .connections import Connection, registry
 from .edge import acked
 
 log = logging.getLogger(__name__)
+
+# Offline pushes still waiting out their grace period (see ``settle_presence``).
+_pending_offline: set[object] = set()
 
 
 class PublicNamespace(Namespace):
@@ -185,10 +189,27 @@ def _check_connection_caps(user, address: str) -> None:
 
 
 def _offline_after_grace(app, slug: str, actor: Actor, grace: float) -> None:
-    socketio.sleep(grace)
-    if not presence.is_online(slug, actor.id):
-        with app.app_context():
-            events.presence(slug, actor.to_public(), False)
+    token = object()
+    _pending_offline.add(token)
+    try:
+        socketio.sleep(grace)
+        if not presence.is_online(slug, actor.id):
+            with app.app_context():
+                events.presence(slug, actor.to_public(), False)
+    finally:
+        _pending_offline.discard(token)
+
+
+def settle_presence(timeout: float) -> None:
+    """Wait until every pending offline push has been sent (or ``timeout``).
+
+    The tests call this between tests so that one test's offline pushes
+    never reach the next test's clients.
+    """
+    socketio.sleep(0)  # let timers just started register themselves
+    deadline = time.monotonic() + timeout
+    while _pending_offline and time.monotonic() < deadline:
+        socketio.sleep(0.01)
 
 
 @bus.handler("close")
