@@ -9,24 +9,12 @@ import re
 
 import pytest
 
-from tests.browser.helpers import (CHROMIUM, CHROMIUM_ARGS, People, create_user, screenshot,
+from tests.browser.helpers import (People, create_user, screenshot,
                                    start_chat_server)
 from tests.e2e.conftest import Peer
 from tests.support.server import TEST_PASSWORD, sign_in
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

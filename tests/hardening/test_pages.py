@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS, create_user, start_chat_server
+from tests.browser.helpers import create_user, start_chat_server
 from tests.e2e.conftest import Peer
 from tests.support.server import TEST_PASSWORD, sign_in
 
@@ -51,10 +51,8 @@ def server(tmp_path_factory):
 
 
 @pytest.mark.browser
-def test_hostile_text_is_shown_as_text_in_the_admin_console(server):
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing (apt-get install -y chromium)")
-    from playwright.sync_api import expect, sync_playwright
+def test_hostile_text_is_shown_as_text_in_the_admin_console(server, browser):
+    from playwright.sync_api import expect
 
     mallory = Peer(server.url, "mallory", http=sign_in(server.url, "mallory")).connect()
     slug = mallory.create_room(name='<img src=x onerror="window.__pwned=3">', topic=MARKUP)
@@ -62,33 +60,32 @@ def test_hostile_text_is_shown_as_text_in_the_admin_console(server):
     mallory.send(slug, MARKUP)
     mallory.close()
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            errors = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(server.url + "/login?next=/admin")
-            page.get_by_label("Username").fill("root")
-            page.get_by_label("Password").fill(TEST_PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.locator('body[data-connection="live"]').wait_for()
-            page.get_by_role("button", name="Refresh rooms").click()
-            row = page.locator(f'#room-table tr[data-room="{slug}"]')
-            expect(row).to_contain_text('<img src=x onerror="window.__pwned=3">')
-            row.get_by_role("button", name="Messages").click()
-            expect(page.locator("#message-list")).to_contain_text(MARKUP)
-            # An announcement with markup lands in the audit feed as text.
-            page.get_by_role("textbox", name="Message", exact=True).fill(MARKUP)
-            page.get_by_role("button", name="Send announcement").click()
-            page.locator("#confirm-dialog").get_by_role("button").filter(
-                has_not_text="Cancel").first.click()
-            expect(page.locator("#audit-feed")).to_contain_text("<script>")
-            for selector in ("#room-table img", "#room-table b", "#message-list img",
-                             "#message-list script", "#message-list b", "#audit-feed img",
-                             "#audit-feed b"):
-                expect(page.locator(selector)).to_have_count(0)
-            assert page.evaluate("window.__pwned") is None
-            assert errors == []
-        finally:
-            browser.close()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(server.url + "/login?next=/admin")
+        page.get_by_label("Username").fill("root")
+        page.get_by_label("Password").fill(TEST_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.locator('body[data-connection="live"]').wait_for()
+        page.get_by_role("button", name="Refresh rooms").click()
+        row = page.locator(f'#room-table tr[data-room="{slug}"]')
+        expect(row).to_contain_text('<img src=x onerror="window.__pwned=3">')
+        row.get_by_role("button", name="Messages").click()
+        expect(page.locator("#message-list")).to_contain_text(MARKUP)
+        # An announcement with markup lands in the audit feed as text.
+        page.get_by_role("textbox", name="Message", exact=True).fill(MARKUP)
+        page.get_by_role("button", name="Send announcement").click()
+        page.locator("#confirm-dialog").get_by_role("button").filter(
+            has_not_text="Cancel").first.click()
+        expect(page.locator("#audit-feed")).to_contain_text("<script>")
+        for selector in ("#room-table img", "#room-table b", "#message-list img",
+                         "#message-list script", "#message-list b", "#audit-feed img",
+                         "#audit-feed b"):
+            expect(page.locator(selector)).to_have_count(0)
+        assert page.evaluate("window.__pwned") is None
+        assert errors == []
+    finally:
+        context.close()
