@@ -99,12 +99,14 @@ def send(actor: Actor, room: RoomRef, body: str, client_id: str) -> dict:
     existing = _own_message(actor, client_id)
     if existing is not None:
         return _existing_reply(existing)
-    # Checked outside the transaction: with Redis storage this is network I/O,
-    # and a gevent switch inside an SQLite write transaction stalls the worker.
-    # Only a stored message spends the budget (the contract's rule): checked
-    # here, spent after the commit, so a send that failed (database locked or
-    # full) does not hold back the client's retry.
-    limits.check("message", actor.id, actor.username)
+    # Spent here, in one atomic step of the limiter (a Lua script on Redis),
+    # so that concurrent sends on several connections or processes can never
+    # pass the limit together; and outside the transaction: with Redis this
+    # is network I/O, and a gevent switch inside an SQLite write transaction
+    # stalls the worker. Invalid sends, refused sends and replays of a stored
+    # client_id were answered above and spend nothing; a send that fails on
+    # the database after this point (``internal``) keeps its unit spent.
+    limits.hit("message", actor.id, actor.username)
     message = Message(room_id=room.id, user_id=actor.id, client_id=client_id, body=body)
     try:
         if db.engine.dialect.name != "sqlite":
@@ -121,7 +123,6 @@ def send(actor: Actor, room: RoomRef, body: str, client_id: str) -> dict:
         if existing is None:
             raise
         return _existing_reply(existing)
-    limits.spend("message", actor.id)
     reply = message_to_public(message, room.slug, actor.to_public())
     events.message_created(reply)
     return reply

@@ -72,13 +72,6 @@ class Limits:
         if not allowed:
             self._refuse(rule, key, target)
 
-    def spend(self, rule: str, key: str | int) -> None:
-        """Spend one unit of ``rule`` for ``key`` after the fact; never refuses."""
-        try:
-            self._limiter.hit(self._rules[rule], rule, str(key))
-        except Exception:
-            log.warning("rate limit storage unavailable; not counted %s", rule, exc_info=True)
-
     def _refuse(self, rule: str, key: str | int, target: str | None):
         try:
             stats = self._limiter.get_window_stats(self._rules[rule], rule, str(key))
@@ -115,9 +108,6 @@ def report(rule: str, key: str, detail: str) -> None:
     except Exception:
         db.session.rollback()
         log.warning("could not audit rate-limit:%s", rule, exc_info=True)
-
-    def reset(self) -> None:
-        self._limiter.storage.reset()
 
 
 limits = Limits()

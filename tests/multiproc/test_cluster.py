@@ -1,13 +1,16 @@
 """The contract across processes: two gunicorn instances on one Redis."""
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import requests
 
 from tests.support.client import ChatClient
 from tests.support.server import sign_up, wait_until
 
-from .conftest import unique
+from .conftest import start_server, unique
 
 pytestmark = pytest.mark.multiproc
 
@@ -81,6 +84,44 @@ def test_the_send_rate_limit_is_per_user_across_processes(two_servers):
     assert refused["error"]["code"] == "rate_limited"
     assert refused["error"]["retry_after"] > 0
     on_a.close(), on_b.close()
+
+
+@pytest.fixture
+def strict_servers(cluster_env):
+    """Two processes whose send budget cannot refill during the test."""
+    servers = [start_server(cluster_env, f"strict-{name}", MESSAGE_RATE_LIMIT="20 per minute")
+               for name in ("a", "b")]
+    yield servers
+    for server in servers:
+        server.close()
+
+
+def test_a_concurrent_burst_on_two_processes_stores_no_more_than_the_limit(strict_servers):
+    a, b = strict_servers
+    username = unique("user")
+    http = sign_up(a.url, username)
+    tabs = [ChatClient(server.url, username, http=http).connect() for server in (a, b, a, b)]
+    room = unique("room")
+    assert tabs[0].call("room:create", {"name": room})["ok"]
+    for tab in tabs:
+        tab.join(room)
+    start = threading.Barrier(len(tabs) * 10)
+
+    def burst(tab, n):
+        start.wait(10)
+        return tab.send(room, f"burst {n}")
+
+    with ThreadPoolExecutor(max_workers=len(tabs) * 10) as pool:
+        acks = list(pool.map(lambda n: burst(tabs[n % len(tabs)], n), range(len(tabs) * 10)))
+    stored = [ack for ack in acks if ack["ok"]]
+    refused = [ack for ack in acks if not ack["ok"]]
+    assert len(stored) == 20, f"{len(stored)} sends stored past a limit of 20"
+    assert {ack["error"]["code"] for ack in refused} == {"rate_limited"}
+    history = tabs[1].call("message:history", {"room": room, "limit": 100})
+    assert sorted(m["id"] for m in history["messages"]) == sorted(
+        ack["message"]["id"] for ack in stored)
+    for tab in tabs:
+        tab.close()
 
 
 def test_healthz_reports_redis(two_servers):
