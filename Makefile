@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test venv dev-venv clean cluster
+.PHONY: run test venv dev-venv clean cluster screenshots bench
 
 # The runtime environment: requirements.txt only.
 $(BIN)/.runtime: requirements.txt
@@ -32,6 +32,14 @@ run: venv
 
 test: dev-venv
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Refresh the README's screenshot (docs/screenshots/chat.png) from the browser test.
+screenshots: dev-venv
+	PUBLISH_SCREENSHOTS=1 $(BIN)/pytest tests/browser/test_chat.py -k screenshot_of_the_chat
+
+# The default benchmark set (a few minutes; see docs/performance.md).
+bench: dev-venv
+	$(BIN)/python -m bench.run --scenario default --repeat 3
 
 clean:
 	rm -rf $(VENV) test-output .pytest_cache

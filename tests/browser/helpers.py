@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 from pathlib import Path
 
@@ -97,7 +98,13 @@ def screenshot(page, name: str) -> Path:
 
 
 def publish_screenshot(path: Path, name: str) -> None:
-    """Copy a screenshot into docs/screenshots/ (committed; the README shows it)."""
+    """Copy a screenshot into docs/screenshots/ (committed; the README shows it).
+
+    Only with ``PUBLISH_SCREENSHOTS=1`` (``make screenshots``): a test run
+    must not change the checkout.
+    """
+    if os.environ.get("PUBLISH_SCREENSHOTS") != "1":
+        return
     target = ROOT / "docs" / "screenshots" / name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, target)
