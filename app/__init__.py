@@ -53,6 +53,11 @@ def configure_logging(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # A database file cannot drop a connection: no "SELECT 1" ping on
+        # every checkout (every socket event) as a network database needs.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            **app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_pre_ping": False}
     db.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":

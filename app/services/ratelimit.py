@@ -10,10 +10,12 @@ to flood the audit table in its place.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import deque
 
 from limits import parse
-from limits.storage import storage_from_string
+from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from ..errors import RateLimited
@@ -35,14 +37,84 @@ RULES = {
 AUDIT_EVERY = parse("1 per minute")
 
 
+class ProcessMemory(MemoryStorage):
+    """``limits``' moving-window storage for one process, at O(1) per hit.
+
+    ``MemoryStorage`` keeps its windows as lists and, after any hit, rescans
+    every key on a 10 ms timer (creating a lock per key each time): with one
+    key per active user that scan took a fifth of a worker's CPU under load
+    (docs/performance.md). Here each key's hits are a deque trimmed as it is
+    read, and idle keys are dropped in one sweep a minute. The strategy
+    (``MovingWindowRateLimiter``) and its arithmetic stay the library's.
+    """
+
+    SWEEP_SECONDS = 60.0
+
+    def __init__(self):
+        super().__init__()
+        self._windows: dict[str, tuple[float, deque]] = {}  # key -> (expiry, hit times)
+        self._guard = threading.Lock()
+        self._swept = time.time()
+
+    def _current(self, key: str, expiry: float, now: float) -> deque | None:
+        entry = self._windows.get(key)
+        if entry is None:
+            return None
+        hits = entry[1]
+        while hits and hits[0] < now - expiry:
+            hits.popleft()
+        return hits
+
+    def _sweep(self, now: float) -> None:
+        if now - self._swept < self.SWEEP_SECONDS:
+            return
+        self._swept = now
+        for key, (expiry, hits) in list(self._windows.items()):
+            if not hits or hits[-1] < now - expiry:
+                del self._windows[key]
+
+    def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        if amount > limit:
+            return False
+        now = time.time()
+        with self._guard:
+            self._sweep(now)
+            hits = self._current(key, expiry, now)
+            if hits is None:
+                hits = deque()
+                self._windows[key] = (expiry, hits)
+            if len(hits) + amount > limit:
+                return False
+            hits.extend([now] * amount)
+            return True
+
+    def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+        now = time.time()
+        with self._guard:
+            hits = self._current(key, expiry, now)
+            if not hits:
+                return now, 0
+            return hits[0], len(hits)
+
+    def clear(self, key: str) -> None:
+        with self._guard:
+            self._windows.pop(key, None)
+
+    def reset(self) -> int:
+        with self._guard:
+            count = len(self._windows)
+            self._windows.clear()
+        return count
+
+
 class Limits:
     def __init__(self):
-        self._limiter = MovingWindowRateLimiter(storage_from_string("memory://"))
+        self._limiter = MovingWindowRateLimiter(ProcessMemory())
         self._rules: dict = {}
 
     def init_app(self, app) -> None:
         url = app.config.get("REDIS_URL")
-        storage = storage_from_string(url if url else "memory://")
+        storage = storage_from_string(url) if url else ProcessMemory()
         self._limiter = MovingWindowRateLimiter(storage)
         self._rules = {rule: parse(app.config[setting]) for rule, (setting, _) in RULES.items()}
 
