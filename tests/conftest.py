@@ -120,3 +120,12 @@ def received(sock, event: str | None = None, namespace="/public") -> list:
     packets = sock.get_received(namespace)
     return [p["args"][0] if len(p["args"]) == 1 else p["args"] for p in packets
             if event is None or p["name"] == event]
+
+
+def in_db(app, statement) -> list:
+    """Run a query in its own session (what another process would see)."""
+    with app.app_context():
+        try:
+            return db.session.execute(statement).all()
+        finally:
+            db.session.remove()

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.extensions import db, socketio
+from app.extensions import socketio
 from app.models import AuditEntry, Message, Room, User
 from app.sockets import admin as admin_sockets
-from tests.conftest import call, received
+from tests.conftest import call, in_db, received
 
 ADMIN = "/admin"
 
@@ -44,13 +44,6 @@ def refused(app, http) -> bool:
     sock = socketio.test_client(app, namespace=ADMIN, flask_test_client=http)
     return not sock.is_connected(ADMIN)
 
-
-def in_db(app, statement):
-    with app.app_context():
-        try:
-            return db.session.execute(statement).all()
-        finally:
-            db.session.remove()
 
 
 def user_row(app, username: str):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.client import ChatClient
+
 from .helpers import People, start_chat_server
 
 
@@ -23,3 +25,18 @@ def people(browser, server):
     crowd = People(browser, server)
     yield crowd
     crowd.close()
+
+
+@pytest.fixture
+def clients(server):
+    """python-socketio clients standing in for other people's apps."""
+    opened: list[ChatClient] = []
+
+    def open_client(username: str) -> ChatClient:
+        client = ChatClient(server.url, username).connect()
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        client.close()

@@ -30,21 +30,6 @@ def server(tmp_path_factory):
     chat_server.close()
 
 
-@pytest.fixture
-def clients(server):
-    """python-socketio clients standing in for other people's apps."""
-    opened: list[ChatClient] = []
-
-    def open_client(username: str) -> ChatClient:
-        client = ChatClient(server.url, username).connect()
-        opened.append(client)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
-
-
 # -- helpers: what a person sees --
 
 def messages(page):
@@ -404,6 +389,27 @@ def test_a_kicked_person_sees_why_and_can_reconnect(people, server, console):
     page.get_by_role("button", name="Reconnect now").click()
     expect(page.locator("#me-status")).to_have_text("Online")
     expect(banner).to_be_hidden()
+
+
+def test_a_room_archived_by_an_admin_turns_read_only_at_once_and_reopens(people, server,
+                                                                         console):
+    page = people.sign_in(people.account("archivist"))
+    name = unique("Archive me")
+    create_room(page, name)
+    slug = _slug(page)
+    send(page, "before the archive")
+    composer = page.locator("#composer-input")
+    expect(composer).to_be_enabled()
+    assert console("room:archive", {"room": slug})["ok"]
+    expect(composer).to_be_disabled()
+    expect(composer).to_have_attribute("placeholder", "This room is archived: it is read-only")
+    expect(page.locator("#room-title")).to_contain_text("archived")
+    expect(messages(page)).to_contain_text(["before the archive"])
+    screenshot(page, "archived-room")
+    assert console("room:archive", {"room": slug, "archived": False})["ok"]
+    expect(composer).to_be_enabled()
+    send(page, "after reopening")
+    expect(confirmed(page).last).to_contain_text("after reopening")
 
 
 def test_signing_out_in_another_tab_sends_this_one_to_sign_in(people, server):

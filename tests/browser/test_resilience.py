@@ -10,7 +10,6 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.client import ChatClient
 from tests.support.server import wait_until
 
 from .helpers import TIMEOUT_MS, screenshot, start_chat_server, unique
@@ -51,26 +50,12 @@ def server(tmp_path_factory):
     chat_server.close()
 
 
-@pytest.fixture
-def chat_clients(server):
-    opened: list[ChatClient] = []
-
-    def open_client(username: str) -> ChatClient:
-        client = ChatClient(server.url, username).connect()
-        opened.append(client)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
-
-
 def test_after_a_server_restart_the_page_reconnects_and_shows_missed_messages_once(
-        people, server, chat_clients):
+        people, server, clients):
     alice = people.sign_in(people.account("alice"))
     slug = create_room(alice, unique("restart"))
     bob_name = people.account("bob")
-    bob = chat_clients(bob_name)
+    bob = clients(bob_name)
     assert bob.join(slug)["ok"]
     first = bob.send(slug, "before the restart")["message"]
     doomed = bob.send(slug, "soon deleted")["message"]
@@ -87,7 +72,7 @@ def test_after_a_server_restart_the_page_reconnects_and_shows_missed_messages_on
     # reach it through catch-up (room:join with since), not live.
     alice.context.set_offline(True)
     server.start()
-    bob_again = chat_clients(bob_name)
+    bob_again = clients(bob_name)
     assert bob_again.join(slug)["ok"]
     missed = [f"while you were away {n}" for n in range(1, 4)]
     for body in missed:
@@ -107,10 +92,10 @@ def test_after_a_server_restart_the_page_reconnects_and_shows_missed_messages_on
 
 
 def test_a_message_written_while_disconnected_is_sent_once_when_the_connection_returns(
-        people, server, chat_clients):
+        people, server, clients):
     alice = people.sign_in(people.account("alice"))
     slug = create_room(alice, unique("offline"))
-    bob = chat_clients(people.account("bob"))
+    bob = clients(people.account("bob"))
     assert bob.join(slug)["ok"]
 
     server.stop()
@@ -129,10 +114,10 @@ def test_a_message_written_while_disconnected_is_sent_once_when_the_connection_r
     assert [m["body"] for m in page["messages"]] == ["written in the dark"]
 
 
-def test_a_refused_send_shows_an_error_and_retry_reuses_its_client_id(people, server, chat_clients):
+def test_a_refused_send_shows_an_error_and_retry_reuses_its_client_id(people, server, clients):
     alice = people.sign_in(people.account("alice"))
     slug = create_room(alice, unique("burst"))
-    bob = chat_clients(people.account("bob"))
+    bob = clients(people.account("bob"))
     assert bob.join(slug)["ok"]
     # Spend the whole allowance, then write more within the same window:
     # the server answers rate_limited for those.

@@ -8,7 +8,7 @@ from app import create_app
 from app.extensions import db
 from app.models import AuditEntry
 from app.sockets import admin as admin_sockets
-from tests.conftest import _reset_process_state
+from tests.conftest import _reset_process_state, in_db
 
 
 @pytest.fixture
@@ -45,10 +45,3 @@ def audit_rows(app) -> list[tuple]:
         finally:
             db.session.remove()
 
-
-def in_db(app, statement) -> list:
-    with app.app_context():
-        try:
-            return db.session.execute(statement).all()
-        finally:
-            db.session.remove()

@@ -13,9 +13,9 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from app.extensions import db, socketio
+from app.extensions import socketio
 from app.models import Membership, Message, Room
-from tests.conftest import call, received
+from tests.conftest import call, in_db, received
 
 _client_ids = itertools.count(1)
 
@@ -55,14 +55,6 @@ def settle(app, periods: float = 3) -> None:
     """Let a few presence grace periods pass, to show that something does NOT arrive."""
     socketio.sleep(app.config["PRESENCE_GRACE_SECONDS"] * periods)
 
-
-def in_db(app, statement):
-    """Run a query in its own session (what another process would see)."""
-    with app.app_context():
-        try:
-            return db.session.execute(statement).all()
-        finally:
-            db.session.remove()
 
 
 def message_count(app) -> int:

@@ -60,6 +60,7 @@ export class ChatController {
     socket.on("typing", ({ room, user, typing }) => store.setTyping(room, user, typing));
     socket.on("announcement", (announcement) => store.addAnnouncement(announcement));
     socket.on("room:added", ({ room }) => this.onRoomAdded(room));
+    socket.on("room:archived", ({ room, archived }) => store.setArchived(room, archived));
     socket.on("kicked", ({ reason }) => { this.kicked = reason || "no reason given"; });
 
     document.addEventListener("visibilitychange", () => {

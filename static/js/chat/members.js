@@ -1,21 +1,13 @@
 // The member list of the open room: who is online, who is not, who is
 // typing. Choosing someone opens a direct message with them.
 
-import { avatar, fill, h } from "../lib/dom.js";
+import { avatar, coalesced, fill, h } from "../lib/dom.js";
 
 export function mountMembers(store, { openDm }) {
   const container = document.getElementById("member-groups");
   const heading = document.getElementById("members-heading");
-  let queued = false;
 
-  function schedule() {
-    if (queued) return;
-    queued = true;
-    queueMicrotask(() => {
-      queued = false;
-      render();
-    });
-  }
+  const schedule = coalesced(render);
 
   function render() {
     const room = store.activeRoom();

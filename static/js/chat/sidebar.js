@@ -1,7 +1,7 @@
 // The room list: the reader's rooms and direct messages with unread counts,
 // and the connection state under their name.
 
-import { avatar, fill, h, icon } from "../lib/dom.js";
+import { avatar, coalesced, fill, h, icon } from "../lib/dom.js";
 
 export function roomHref(slug) {
   return `#room=${encodeURIComponent(slug)}`;
@@ -13,16 +13,8 @@ export function mountSidebar(store) {
   const roomsEmpty = document.getElementById("room-list-empty");
   const dmsEmpty = document.getElementById("dm-list-empty");
   const status = document.getElementById("me-status");
-  let queued = false;
 
-  function schedule() {
-    if (queued) return;
-    queued = true;
-    queueMicrotask(() => {
-      queued = false;
-      render();
-    });
-  }
+  const schedule = coalesced(render);
 
   /** Member rooms in sidebar order: rooms by name, then direct messages by the other's name. */
   function ordered() {

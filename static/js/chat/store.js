@@ -91,6 +91,16 @@ export class ChatStore extends EventTarget {
     return room;
   }
 
+  /** An admin archived (read-only) or reopened a room: the composer follows at once. */
+  setArchived(slug, archived) {
+    const room = this.rooms.get(slug);
+    if (!room || room.archived === Boolean(archived)) return;
+    room.info = { ...room.info, archived: Boolean(archived) };
+    if (archived && this.editing && room.messages.has(this.editing.id)) this.editing = null;
+    this.notify("rooms");
+    this.notify("room", slug);
+  }
+
   /** The rooms:list answer: everything visible now; what is gone is dropped. */
   replaceRooms(list) {
     const seen = new Set();

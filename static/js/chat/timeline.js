@@ -6,7 +6,7 @@
 // whose signature did not change keeps its DOM node, so a re-render for one
 // new message touches one row and leaves focus and selection alone.
 
-import { avatar, h, icon, linkified, reconcileChildren } from "../lib/dom.js";
+import { avatar, coalesced, h, icon, linkified, reconcileChildren } from "../lib/dom.js";
 import { dayKey, dayLabel, fullDateTime, parseTime, shortDate, timeOfDay } from "../lib/format.js";
 
 /** Messages by one author within this gap share one header, as in Slack or Discord. */
@@ -27,20 +27,12 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
   const rows = new Map();          // key -> {sig, node}
   let renderedSlug = null;
   let renderedOldest = null;
-  let queued = false;
   let stickToBottom = false;
 
   const isAtBottom = () =>
     scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight <= BOTTOM_SLACK_PX;
 
-  function schedule() {
-    if (queued) return;
-    queued = true;
-    queueMicrotask(() => {
-      queued = false;
-      render();
-    });
-  }
+  const schedule = coalesced(render);
 
   function render() {
     const room = store.activeRoom();

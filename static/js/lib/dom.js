@@ -15,6 +15,22 @@ const ICON_SPRITE = document.getElementById("parley-icons") ? ""
  * properties (`hidden`, `disabled`), anything else as an attribute.
  * Children: nodes, strings (as text), arrays, null/false (skipped).
  */
+/**
+ * A function that runs `fn` once, in a microtask, however many times it is
+ * called before then: many store changes in one event make one render.
+ */
+export function coalesced(fn) {
+  let queued = false;
+  return () => {
+    if (queued) return;
+    queued = true;
+    queueMicrotask(() => {
+      queued = false;
+      fn();
+    });
+  };
+}
+
 export function h(tag, props = null, ...children) {
   const el = document.createElement(tag);
   if (props) {
