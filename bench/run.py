@@ -104,11 +104,12 @@ class Bench:
         runs = []
         for i in range(self.args.repeat):
             redis = None
-            server_kw = dict(server_kw or {})
-            if server_kw.pop("redis", False):
-                redis = Redis(self.workdir, cpus=server_kw.get("cpus", self.args.server_cpus))
-                server_kw["redis_url"] = redis.url
-            server = self.server(kind, **server_kw)
+            # A fresh copy per run: each run starts its own Redis.
+            run_kw = dict(server_kw or {})
+            if run_kw.pop("redis", False):
+                redis = Redis(self.workdir, cpus=run_kw.get("cpus", self.args.server_cpus))
+                run_kw["redis_url"] = redis.url
+            server = self.server(kind, **run_kw)
             spy = self._profile(server, f"{kind}-{scenario.__name__}-{i + 1}")
             try:
                 result = await scenario(server, self.users, **kw)

@@ -168,8 +168,9 @@ async def fanout(server, users: Users, *, receivers: int, rates: list[float],
         sender.send_message(slug, f"f{tag}-{next(_client_ids)}")
 
     # Warm-up: JIT-free Python still has caches (SQLAlchemy statements, pages).
-    await _paced_sends(1.0, 10, send_one)
+    warm = await _paced_sends(1.0, 10, send_one)
     await _drain(stats, stats.deliveries + 10 * len(clients), limit=5)
+    await _wait_for_acks(sender_stats, warm)
 
     steps = []
     for rate in rates:
@@ -236,6 +237,12 @@ async def fanout(server, users: Users, *, receivers: int, rates: list[float],
     }
 
 
+async def _wait_for_acks(stats: Stats, count: int, limit: float = 10.0) -> None:
+    deadline = time.monotonic() + limit
+    while stats.acks_ok + sum(stats.acks_error.values()) < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+
+
 def _delivery_window(send_window: float, lat: dict) -> float:
     # Deliveries trail the sends by the latency: the window they arrived in is
     # the send window shifted by it. Using the send window alone would count
@@ -273,7 +280,10 @@ async def chat(server, users: Users, *, clients_count: int, room_size: int,
         sends_per_room[slug] = sends_per_room.get(slug, 0) + 1
         member.send_message(slug, f"c{tag}-{next(_client_ids)}")
 
-    await _paced_sends(1.0, 50, send_one)
+    warm = await _paced_sends(1.0, 50, send_one)
+    # Every warm-up ack must be in before the first step counts acks: a late
+    # one would be counted as the step's, and the step would look wrong.
+    await _wait_for_acks(stats, warm)
     await _drain(stats, stats.deliveries, limit=2)
 
     size_of = {slug: len(members) for slug, members in rooms}
