@@ -3,6 +3,7 @@
 Run: ``gunicorn -c gunicorn.conf.py wsgi:app`` (a ``--bind`` on the command
 line overrides ``bind`` here).
 """
+import gc
 import os
 import resource
 
@@ -89,6 +90,13 @@ def post_worker_init(worker):
     start = getattr(worker.wsgi, "extensions", {}).get("parley_start")
     if start is not None:
         start()
+    if not _truthy("GC_NO_FREEZE"):
+        # Everything loaded so far (Flask, SQLAlchemy, the app) lives as long
+        # as the worker: move it out of the garbage collector's generations,
+        # so that collections triggered by the broadcast path's allocations
+        # stop walking it (shorter pauses, less CPU; docs/performance.md).
+        gc.collect()
+        gc.freeze()
 
 
 def post_fork(server, worker):
