@@ -405,6 +405,8 @@ def test_a_room_archived_by_an_admin_turns_read_only_at_once_and_reopens(people,
     expect(composer).to_have_attribute("placeholder", "This room is archived: it is read-only")
     expect(page.locator("#room-title")).to_contain_text("archived")
     expect(messages(page)).to_contain_text(["before the archive"])
+    low = page.evaluate(CONTRAST_CHECK)  # the open archived room's name included
+    assert low == [], f"text below 4.5:1 contrast: {low}"
     screenshot(page, "archived-room")
     assert console("room:archive", {"room": slug, "archived": False})["ok"]
     expect(composer).to_be_enabled()
