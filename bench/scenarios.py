@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
 import time
 
@@ -15,6 +16,7 @@ from . import loadgen
 from .loadgen import CpuMeter, Stats, percentiles
 
 P99_LIMIT_MS = 250.0
+log = logging.getLogger("bench")
 _room_numbers = itertools.count(1)
 _client_ids = itertools.count(1)
 
@@ -180,6 +182,7 @@ async def fanout(server, users: Users, *, receivers: int, rates: list[float],
         cpu = CpuMeter()
         server_cpu0 = server.cpu_seconds()
         started = time.monotonic()
+        log.info("step: %s sends/s for %s s", rate, duration)
         sent = await _paced_sends(duration, rate, send_one)
         send_window = time.monotonic() - started
         await _drain(stats, sent * len(clients))
@@ -295,6 +298,7 @@ async def chat(server, users: Users, *, clients_count: int, room_size: int,
         cpu = CpuMeter()
         server_cpu0 = server.cpu_seconds()
         started = time.monotonic()
+        log.info("step: %s sends/s for %s s", rate, duration)
         sent = await _paced_sends(duration, rate, send_one)
         send_window = time.monotonic() - started
         expected_all = sum(n * size_of[slug] for slug, n in sends_per_room.items())
