@@ -125,6 +125,9 @@ def _init_socketio(app: Flask) -> None:
             redis_url, channel="flask-socketio", redis_options=LISTEN_OPTIONS,
             on_recover=ask_clients_to_catch_up)
     socketio.init_app(app, **options)
+    from .sockets.edge import ConnectionSessionInterface
+
+    app.session_interface = ConnectionSessionInterface()
 
 
 def _connection_count() -> int:

@@ -108,3 +108,25 @@ def test_an_event_whose_name_is_not_text_answers_not_found(auth, name):
     assert alice.acks["args"][0]["error"]["code"] == "not_found"
     assert alice.is_connected(PUBLIC)
     assert call(alice, "rooms:list", {})["ok"]
+
+
+def test_events_reuse_the_connections_session_instead_of_reopening_the_cookie(app, auth, monkeypatch):
+    from flask.sessions import SecureCookieSessionInterface
+
+    opened = []
+    original = SecureCookieSessionInterface.open_session
+
+    def counting(self, app_, request):
+        opened.append(request.path)
+        return original(self, app_, request)
+
+    monkeypatch.setattr(SecureCookieSessionInterface, "open_session", counting)
+    alice = auth.socket("alice")
+    assert opened, "the connection opens the cookie session once"
+    opened.clear()
+    for _ in range(3):
+        assert call(alice, "rooms:list", {})["ok"]
+    assert opened == []
+    # HTTP requests still read the cookie.
+    assert alice.http.get("/").status_code == 200
+    assert opened == ["/"]
