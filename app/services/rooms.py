@@ -43,6 +43,7 @@ def room_to_public(room: Room, member_count: int, unread: int | None = None) -> 
         "member_count": member_count,
         "dm": room.is_dm,
         "archived": room.archived,
+        "owner_id": room.owner_id,
     }
     if unread is not None:
         data["unread"] = unread

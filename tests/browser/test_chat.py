@@ -277,6 +277,32 @@ def test_edits_and_deletions_show_live_to_everyone_in_the_room(people, server, c
     expect(alice.locator("#composer-input")).to_be_focused()
 
 
+def test_the_rooms_owner_can_delete_anyones_message_in_it(people, server):
+    alice_name, bob_name = people.account("alice"), people.account("bob")
+    alice, bob = people.sign_in(alice_name), people.sign_in(bob_name)
+    room = unique("owned")
+    create_room(alice, room)
+    join_from_browser(bob, room)
+    send(bob, "spam spam spam")
+    send(alice, "house rules apply")
+    expect(confirmed(alice)).to_have_count(2)
+
+    spam = alice.locator("#message-list .msg", has_text="spam spam spam")
+    spam.hover()
+    # The owner moderates others' messages but does not edit them.
+    expect(spam.get_by_role("button", name="Edit message")).to_have_count(0)
+    spam.get_by_role("button", name="Delete message").click()
+    dialog = alice.locator("#confirm-dialog")
+    expect(dialog.locator("#confirm-title")).to_have_text(f"Delete {bob_name}’s message?")
+    dialog.get_by_role("button", name="Delete").click()
+    expect(bob.locator("#message-list .msg--deleted .msg-text")).to_have_text(["This message was deleted."])
+    expect(bob.get_by_text("spam spam spam")).to_have_count(0)
+    # Bob, a member but not the owner, gets no delete button on Alice's message.
+    rules = bob.locator("#message-list .msg", has_text="house rules apply")
+    rules.hover()
+    expect(rules.locator(".msg-actions")).to_have_count(0)
+
+
 def test_older_messages_load_as_the_reader_scrolls_up(people, server, clients):
     page = people.sign_in(people.account("reader"))
     room = unique("archive")

@@ -86,7 +86,7 @@ def test_room_create_answers_the_room_with_its_creator_as_only_member(app, auth)
     assert TIME_FORMAT.match(room.pop("created_at"))
     assert room == {"slug": "off-topic", "name": "Off Topic", "topic": "anything goes",
                     "private": False, "member_count": 1, "unread": 0, "dm": False,
-                    "archived": False}
+                    "archived": False, "owner_id": user_id(app, "alice")}
     assert members_of(app, "off-topic") == ["alice"]
     assert in_db(app, select(Room.owner_id))[0][0] == user_id(app, "alice")
 
@@ -377,6 +377,7 @@ def test_dm_open_answers_one_private_room_the_same_from_either_side(app, auth):
     first = call(alice, "dm:open", {"user": "bob"})["room"]
     assert first["private"] is True and first["dm"] is True
     assert first["member_count"] == 2 and first["name"] == "alice & bob"
+    assert first["owner_id"] is None  # a DM has no owner: neither side moderates the other
     again = call(alice, "dm:open", {"user": "BOB"})["room"]
     from_bob = call(bob, "dm:open", {"user": "alice"})["room"]
     assert first["slug"] == again["slug"] == from_bob["slug"]

@@ -168,8 +168,9 @@ export function mountDialogs(store, controller, { afterEnter }) {
 
   function confirmDelete(message) {
     const preview = message.body.length > 120 ? `${message.body.slice(0, 120)}…` : message.body;
+    const mine = message.user.id === store.me.id;
     confirm({
-      title: "Delete this message?",
+      title: mine ? "Delete this message?" : `Delete ${message.user.username}’s message?`,
       text: `“${preview}” will be removed for everyone in the room.`,
       button: "Delete",
       action: () => controller.remove(message.id),
