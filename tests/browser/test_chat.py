@@ -77,6 +77,17 @@ def join_from_browser(page, name: str) -> None:
     expect(page.locator("#room-title")).to_contain_text(name)
 
 
+def alice_and_bob_in_a_new_room(people, prefix: str, *, topic: str = ""):
+    """Alice creates a public room and Bob joins it from the room browser;
+    answers (alice's page, bob's page, alice's username, bob's username)."""
+    alice_name, bob_name = people.account("alice"), people.account("bob")
+    alice, bob = people.sign_in(alice_name), people.sign_in(bob_name)
+    room = unique(prefix)
+    create_room(alice, room, topic=topic)
+    join_from_browser(bob, room)
+    return alice, bob, alice_name, bob_name
+
+
 # -- signing up, in and out --
 
 def test_sign_up_lands_in_the_chat_and_sign_out_returns_to_sign_in(people, server):
@@ -116,11 +127,7 @@ def test_a_wrong_password_shows_an_error_and_stays_on_sign_in(people, server):
 # -- chatting --
 
 def test_two_people_chat_in_a_room_and_each_sees_the_others_message(people, server):
-    alice_name, bob_name = people.account("alice"), people.account("bob")
-    alice, bob = people.sign_in(alice_name), people.sign_in(bob_name)
-    room = unique("lounge")
-    create_room(alice, room, topic="Where the team hangs out")
-    join_from_browser(bob, room)
+    alice, bob, alice_name, bob_name = alice_and_bob_in_a_new_room(people, "lounge", topic="Where the team hangs out")
 
     send(alice, "Hi Bob, welcome to the lounge!")
     expect(confirmed(bob)).to_have_text(["Hi Bob, welcome to the lounge!"])
@@ -242,11 +249,7 @@ def test_a_private_room_and_a_direct_message_are_invisible_to_a_third_person(peo
 
 
 def test_edits_and_deletions_show_live_to_everyone_in_the_room(people, server, clients):
-    alice_name, bob_name = people.account("alice"), people.account("bob")
-    alice, bob = people.sign_in(alice_name), people.sign_in(bob_name)
-    room = unique("edits")
-    create_room(alice, room)
-    join_from_browser(bob, room)
+    alice, bob, _, _ = alice_and_bob_in_a_new_room(people, "edits")
     send(alice, "teh first draft")
     send(alice, "a message to regret")
     expect(confirmed(bob)).to_have_count(2)
@@ -278,11 +281,7 @@ def test_edits_and_deletions_show_live_to_everyone_in_the_room(people, server, c
 
 
 def test_the_rooms_owner_can_delete_anyones_message_in_it(people, server):
-    alice_name, bob_name = people.account("alice"), people.account("bob")
-    alice, bob = people.sign_in(alice_name), people.sign_in(bob_name)
-    room = unique("owned")
-    create_room(alice, room)
-    join_from_browser(bob, room)
+    alice, bob, _, bob_name = alice_and_bob_in_a_new_room(people, "owned")
     send(bob, "spam spam spam")
     send(alice, "house rules apply")
     expect(confirmed(alice)).to_have_count(2)

@@ -157,7 +157,7 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
         const mine = message.user.id === me.id;
         const canEdit = mine && !room.archived;
         // The contract's rule: the author, the room's owner or an admin.
-        const canDelete = mine || me.isAdmin || (room.info.owner_id != null && room.info.owner_id === me.id);
+        const canDelete = mine || me.isAdmin || room.info.owner_id === me.id;
         const edit = editing && editing.id === message.id ? editing : null;
         const sig = JSON.stringify([message.body, message.edited_at, Boolean(message.deleted), continued,
           canEdit, canDelete, edit ? [edit.saving, edit.error?.message ?? ""] : null]);
