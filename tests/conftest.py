@@ -17,6 +17,7 @@ from app.services.presence import store as presence_store
 from app.services.ratelimit import limits
 from app.sockets.connections import registry
 from app.sockets.public import settle_presence
+from tests.support.requirements import unavailable
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def browser():
     from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS
 
     if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing (apt-get install -y chromium)")
+        unavailable("/usr/bin/chromium is missing (apt-get install -y chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -20,6 +20,7 @@ import pytest
 import socketio
 
 from tests.support import postgres
+from tests.support.requirements import unavailable
 from tests.support.server import (ROOT, TEST_PASSWORD, Server, base_env, cookie_header,
                                   flask_cli, sign_in, wait_until)
 
@@ -102,7 +103,7 @@ def postgres_url():
     """A throwaway ``parley_test_<random>`` database, dropped after the session."""
     reason = postgres.available()
     if reason is not None:
-        pytest.skip(f"{reason}; start one or point PARLEY_TEST_POSTGRES_URL at one")
+        unavailable(f"{reason}; start one or point PARLEY_TEST_POSTGRES_URL at one")
     with postgres.throwaway_database() as url:
         yield url
 
