@@ -116,14 +116,14 @@ def _init_socketio(app: Flask) -> None:
     redis_url = app.config.get("REDIS_URL")
     if redis_url:
         from .services.cluster import LISTEN_OPTIONS
-        from .sockets.public import ask_clients_to_catch_up
+        from .services.connections import live
         from .sockets.queue import RecoveringRedisManager
 
         # Flask-SocketIO's channel name, so that external emitters
         # (app.external, `flask announce`) reach these processes.
         options["client_manager"] = RecoveringRedisManager(
             redis_url, channel="flask-socketio", redis_options=LISTEN_OPTIONS,
-            on_recover=ask_clients_to_catch_up)
+            on_recover=live.drop_transports)
     socketio.init_app(app, **options)
     from .sockets.edge import ConnectionSessionInterface
 
@@ -131,9 +131,9 @@ def _init_socketio(app: Flask) -> None:
 
 
 def _connection_count() -> int:
-    from .sockets.connections import registry
+    from .services.connections import live
 
-    return len(registry)
+    return len(live.public)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -7,7 +7,7 @@ process (closing a session's sockets, a member leaving a room) go through
 """
 from __future__ import annotations
 
-from . import bus
+from . import bus, control
 from .extensions import socketio
 
 PUBLIC = "/public"
@@ -51,6 +51,11 @@ def room_added(user_id: int, room: dict) -> None:
     socketio.emit("room:added", {"room": room}, namespace=PUBLIC, to=user_channel(user_id))
 
 
+def kicked(sid: str, reason: str) -> None:
+    """Tell one connection why it is being closed, just before it is."""
+    socketio.emit("kicked", {"reason": reason or ""}, namespace=PUBLIC, to=sid)
+
+
 def announcement(body: str, created_at: str, slug: str | None) -> None:
     to = room_channel(slug) if slug else None
     socketio.emit("announcement", {"body": body, "created_at": created_at, "room": slug},
@@ -58,7 +63,7 @@ def announcement(body: str, created_at: str, slug: str | None) -> None:
 
 
 def session_ended(token: str) -> None:
-    bus.publish("close", {"session": token, "reason": "signed out"})
+    bus.publish(control.CloseConnections(reason="signed out", session=token))
 
 
 def user_disconnect(user_id: int, reason: str, *, kicked: bool) -> int:
@@ -69,12 +74,12 @@ def user_disconnect(user_id: int, reason: str, *, kicked: bool) -> int:
     """
     from .services.cluster import live_processes
 
-    return bus.gather("close", {"user_id": user_id, "reason": reason, "kicked": kicked},
+    return bus.gather(control.CloseConnections(reason=reason, user_id=user_id, kicked=kicked),
                       peers=len(live_processes()) - 1)
 
 
 def member_left(user_id: int, slug: str) -> None:
-    bus.publish("left", {"user_id": user_id, "room": slug})
+    bus.publish(control.ForgetRoom(user_id=user_id, room=slug))
 
 
 def audit(entry: dict) -> None:
@@ -88,14 +93,14 @@ def room_archived(slug: str, archived: bool) -> None:
     every process updates the room as its connections cached it, so their
     next send is refused (or allowed) without a query.
     """
-    bus.publish("archived", {"room": slug, "archived": archived})
+    bus.publish(control.RoomArchived(room=slug, archived=archived))
     socketio.emit("room:archived", {"room": slug, "archived": archived}, namespace=PUBLIC,
                   to=room_channel(slug))
 
 
 def admin_disconnect(user_id: int) -> int:
     """Close a user's ``/admin`` connections on every process (they were demoted)."""
-    return int(bus.publish("admin:close", {"user_id": user_id}) or 0)
+    return int(bus.publish(control.CloseConsoles(user_id=user_id)) or 0)
 
 
 def stats(figures: dict, to: str) -> None:

@@ -13,10 +13,8 @@ import pytest
 
 from app import create_app
 from app.extensions import db, socketio
-from app.services.presence import store as presence_store
+from app.services.connections import live
 from app.services.ratelimit import limits
-from app.sockets.connections import registry
-from app.sockets.public import settle_presence
 from tests.support.requirements import unavailable
 
 
@@ -29,7 +27,7 @@ def app(tmp_path, monkeypatch):
     _reset_process_state()
     yield app
     # This test's offline pushes must not reach the next test's clients.
-    settle_presence(timeout=app.config["PRESENCE_GRACE_SECONDS"] * 5)
+    live.settle(timeout=app.config["PRESENCE_GRACE_SECONDS"] * 5)
     _reset_process_state()
     with app.app_context():
         db.session.remove()
@@ -38,8 +36,7 @@ def app(tmp_path, monkeypatch):
 
 def _reset_process_state() -> None:
     # These live per process in production; tests start each from empty.
-    presence_store.__init__()
-    registry.__init__()
+    live.reset()
     limits.reset()
 
 

@@ -13,7 +13,7 @@ import socket
 import time
 
 from .. import bus
-from .presence import RedisPresence, store as presence
+from .presence import RedisPresence
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,9 @@ def configure(app) -> None:
     _redis = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5,
                                   **LISTEN_OPTIONS)
     app.extensions["parley_redis"] = _redis
-    presence.use(RedisPresence(_redis, bus.PROCESS_ID, live_processes))
+    from .connections import live
+
+    live.use_presence(RedisPresence(_redis, bus.PROCESS_ID, live_processes))
 
 
 def start(app, connection_count) -> None:
@@ -97,7 +99,9 @@ def _beat() -> None:
         pipe.zrem(_WORKERS, *gone)
         pipe.hdel(_CONNECTIONS, *gone)
         pipe.execute()
-    presence.heartbeat()
+    from .connections import live
+
+    live.presence.heartbeat()
 
 
 def _heartbeat_loop() -> None:

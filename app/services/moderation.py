@@ -19,7 +19,7 @@ from ..errors import Conflict, Forbidden, NotFound, Unauthenticated
 from ..extensions import db
 from ..models import LoginSession, Membership, Message, Room, User, isoformat, utcnow
 from . import Actor, audit, messages, users
-from .presence import store as presence
+from .connections import live
 from .rooms import room_to_public
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def user_to_admin(user: User, online: bool | None = None) -> dict:
     banned = user.is_banned()
     return {
         **user.to_public(),
-        "online": presence.is_user_online(user.id) if online is None else online,
+        "online": live.presence.is_user_online(user.id) if online is None else online,
         "is_admin": user.is_admin,
         "banned": banned,
         "banned_until": isoformat(user.banned_until) if banned else None,

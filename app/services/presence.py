@@ -164,22 +164,3 @@ class RedisPresence(MemoryPresence):
                 pipe.sadd(key, *members)
                 pipe.expire(key, PRESENCE_TTL_SECONDS)
         pipe.execute()
-
-
-class _Proxy:
-    """The process's presence store, swapped for the Redis one at start-up."""
-
-    def __init__(self):
-        self.backend: MemoryPresence = MemoryPresence()
-
-    def use(self, backend: MemoryPresence) -> None:
-        self.backend = backend
-
-    def reset(self) -> None:
-        self.backend = MemoryPresence()
-
-    def __getattr__(self, name):
-        return getattr(self.backend, name)
-
-
-store = _Proxy()

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..models import Message, Room, utcnow
 from . import cluster
-from .presence import store as presence
+from .connections import live
 
 MINUTE = timedelta(seconds=60)
 
@@ -26,7 +26,7 @@ def workers() -> list[dict]:
 
 def users_online() -> int:
     """Distinct users with at least one ``/public`` connection, on any process."""
-    return presence.users_online()
+    return live.presence.users_online()
 
 
 def rooms() -> int:

@@ -7,33 +7,19 @@ one background task per process, and ``audit`` entries as they are written.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from flask import current_app, request
-from flask_login import current_user
-# python-socketio's ConnectionRefusedError, not the builtin of the same name:
-# only its arguments reach the client's ``connect_error`` as ``data``.
-from flask_socketio import ConnectionRefusedError, Namespace, join_room
+from flask_socketio import join_room
 
-from .. import bus, events, schemas
-from ..extensions import db, socketio
+from .. import schemas
+from ..errors import Forbidden
 from ..services import Actor, audit, moderation, stats
-from .connections import Connection, Registry, registry
+from ..services.connections import LOCAL_ADMINS, Connection, live
+from .base import ChatNamespace
 from .edge import acked
 
 log = logging.getLogger(__name__)
-
-# Every few seconds: often enough for a live chart, rarely enough that the
-# figures' queries (a count of messages, a few index look-ups) cost nothing.
-STATS_PUSH_SECONDS = 2.0
-
-# This process's admin connections: the stats push goes to them only, since
-# every process pushes its own (a broadcast would reach each admin once per
-# process).
-LOCAL_ADMINS = f"admins@{bus.PROCESS_ID}"
-
-admins = Registry()
 
 
 def _still_admin(connection: Connection) -> None:
@@ -42,48 +28,25 @@ def _still_admin(connection: Connection) -> None:
 
 def admin_event(schema):
     """``acked`` for ``/admin``: the caller must still be an admin, checked before anything else."""
-    return acked(schema, connections=admins, authorize=_still_admin)
+    return acked(schema, connections=live.admins, authorize=_still_admin)
 
 
-class AdminNamespace(Namespace):
-    def on_connect(self, auth=None):
-        """An admin's console connects with its session cookie.
+class AdminNamespace(ChatNamespace):
+    def admit(self, user, auth) -> None:
+        """An admin's console (refusal rules in ``ChatNamespace.on_connect``); others get ``forbidden``.
 
-        Refused (``connect_error`` with ``data.code``) when signed out,
-        banned, or not an admin. The first admin of a process starts its
-        stats push.
+        The first admin of a process starts its stats push.
         """
-        try:
-            if not current_user.is_authenticated:
-                raise ConnectionRefusedError("not signed in", {"code": "unauthenticated"})
-            if current_user.is_banned():
-                raise ConnectionRefusedError("this account is banned", {"code": "forbidden"})
-            if not current_user.is_admin:
-                raise ConnectionRefusedError("admins only", {"code": "forbidden"})
-            current_app.extensions["parley_start"]()
-            admins.add(Connection(request.sid, Actor.of(current_user),
-                                  current_user.login_session.token))
-            join_room(LOCAL_ADMINS)
-            stats_push.ensure_running(current_app._get_current_object())
-            log.info("admin console connected user=%s", current_user.id)
-        finally:
-            db.session.remove()
+        if not user.is_admin:
+            raise Forbidden("admins only")
+        current_app.extensions["parley_start"]()
+        live.admins.add(Connection(request.sid, Actor.of(user), user.login_session.token))
+        join_room(LOCAL_ADMINS)
+        live.stats_push.ensure_running(current_app._get_current_object())
+        log.info("admin console connected user=%s", user.id)
 
     def on_disconnect(self, reason=None):
-        admins.remove(request.sid)
-
-    def trigger_event(self, event, *args):
-        # "user:kick" is handled by on_user_kick; an unknown event still
-        # answers its ack.
-        name = (event or "").replace(":", "_")
-        # As on /public: "connect" and "disconnect" from a connected client
-        # are events it sent, not the connection's lifecycle.
-        reserved = name in ("connect", "disconnect") and self.server.manager.is_connected(
-            args[0], self.namespace)
-        if reserved or not hasattr(self, "on_" + name):
-            return {"ok": False, "error": {"code": "not_found",
-                                           "message": f"unknown event {event[:64]!r}"}}
-        return super().trigger_event(name, *args)
+        live.admins.remove(request.sid)
 
     @admin_event(schemas.Empty)
     def on_stats(self, connection, payload):
@@ -159,82 +122,3 @@ class AdminNamespace(Namespace):
         """``audit:list``: the newest audit entries before ``before``, ascending by id."""
         entries, has_more = audit.history(before=payload.before, limit=payload.limit)
         return {"entries": entries, "has_more": has_more}
-
-
-class StatsPush:
-    """This process's one background task pushing ``stats`` to its admins.
-
-    It runs while at least one admin is connected here and ends after the
-    last one leaves; the next admin to connect starts it again.
-    """
-
-    def __init__(self):
-        self.running = False
-
-    def ensure_running(self, app) -> None:
-        if self.running:
-            return
-        self.running = True
-        socketio.start_background_task(self._run, app)
-
-    def _run(self, app) -> None:
-        try:
-            while len(admins):
-                socketio.sleep(STATS_PUSH_SECONDS)
-                self.push_once(app)
-        finally:
-            self.running = False
-
-    def push_once(self, app) -> None:
-        """Close consoles whose rights lapsed, then push the figures to the others."""
-        with app.app_context():
-            try:
-                close_lapsed_consoles()
-                if len(admins):
-                    events.stats(stats.snapshot(), LOCAL_ADMINS)
-            except Exception:
-                log.exception("stats push failed")
-            finally:
-                db.session.remove()
-
-
-stats_push = StatsPush()
-
-
-def close_lapsed_consoles() -> int:
-    """Disconnect this process's consoles whose admin signed out, was demoted or banned.
-
-    Demotion closes consoles at once through the bus; this sweep also covers
-    rights taken away elsewhere (a sign-out, the database), so pushes stop
-    within one stats period.
-    """
-    connections = [admins.get(sid) for sid in admins.sids()]
-    live = moderation.live_admin_sessions({c.session_token for c in connections if c})
-    lapsed = [c for c in connections if c and c.session_token not in live]
-    for connection in lapsed:
-        socketio.server.disconnect(connection.sid, namespace=events.ADMIN)
-    return len(lapsed)
-
-
-@bus.handler("admin:close")
-def _close_consoles(payload: dict) -> int:
-    """A user lost admin rights: close their consoles in this process."""
-    targets = admins.of_user(payload["user_id"])
-    for connection in targets:
-        socketio.server.disconnect(connection.sid, namespace=events.ADMIN)
-    return len(targets)
-
-
-@bus.handler("archived")
-def _update_cached_room(payload: dict) -> None:
-    """A room was archived or reopened: correct what this process's chat connections cached.
-
-    ``/public`` connections keep the ``RoomRef`` of each room they joined so
-    a send needs no query; its ``archived`` flag must follow the room.
-    """
-    slug, archived = payload["room"], payload["archived"]
-    for sid in registry.sids():
-        connection = registry.get(sid)
-        cached = connection.rooms.get(slug) if connection else None
-        if cached is not None and cached.archived != archived:
-            connection.rooms[slug] = dataclasses.replace(cached, archived=archived)

@@ -18,14 +18,14 @@ from flask.sessions import SecureCookieSessionInterface
 from ..errors import DomainError, Unauthenticated
 from ..extensions import db
 from ..schemas import parse
-from .connections import Connection, Registry, registry
+from ..services.connections import Connection, Registry, live
 
 log = logging.getLogger(__name__)
 
 INTERNAL = {"ok": False, "error": {"code": "internal", "message": "internal error"}}
 
 
-def acked(schema, *, connections: Registry = registry,
+def acked(schema, *, connections: Registry = live.public,
           authorize: Callable[[Connection], None] | None = None) -> Callable:
     """Decorate ``on_<event>(self, connection, payload)``; the return value is the ack.
 
@@ -58,10 +58,6 @@ def acked(schema, *, connections: Registry = registry,
         on_event.schema = schema
         return on_event
     return decorate
-
-
-def current_connection() -> Connection | None:
-    return registry.get(request.sid)
 
 
 class ConnectionSessionInterface(SecureCookieSessionInterface):

@@ -2,78 +2,37 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from flask import current_app, request
-from flask_login import current_user
-# python-socketio's ConnectionRefusedError, not the builtin of the same name:
-# only its arguments reach the client's connect_error (data.code).
-from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_room
+from flask_socketio import join_room
 
-from .. import bus, events, schemas
-from ..extensions import db, socketio
+from .. import events, schemas
 from ..services import Actor, messages, rooms
-from ..services.presence import store as presence
-from ..services.ratelimit import report
-from .connections import Connection, registry
+from ..services.connections import Connection, live
+from .base import ChatNamespace
 from .edge import acked
 
 log = logging.getLogger(__name__)
 
-# Offline pushes still waiting out their grace period (see ``settle_presence``).
-_pending_offline: set[object] = set()
 
+class PublicNamespace(ChatNamespace):
+    def admit(self, user, auth) -> None:
+        """A signed-in user's connection (refusal rules in ``ChatNamespace.on_connect``).
 
-class PublicNamespace(Namespace):
-    def on_connect(self, auth=None):
-        """A browser or client connects with its session cookie.
-
-        Refused (the client gets ``connect_error`` with ``data.code``) without
-        a live session or for a banned user. The connection joins its user's
-        private channel, for pushes such as ``room:added``.
+        Past the per-user or per-address connection cap it is refused with
+        ``rate_limited``. The connection joins its user's private channel,
+        for pushes such as ``room:added``.
         """
-        try:
-            if not current_user.is_authenticated:
-                raise ConnectionRefusedError("not signed in", {"code": "unauthenticated"})
-            if current_user.is_banned():
-                raise ConnectionRefusedError("this account is banned", {"code": "forbidden"})
-            address = request.remote_addr or ""
-            _check_connection_caps(current_user, address)
-            current_app.extensions["parley_start"]()
-            registry.add(Connection(request.sid, Actor.of(current_user),
-                                    current_user.login_session.token, address=address))
-            presence.connected(current_user.id)
-            join_room(events.user_channel(current_user.id))
-        finally:
-            db.session.remove()
+        address = request.remote_addr or ""
+        live.check_caps(user.id, user.username, address)
+        current_app.extensions["parley_start"]()
+        live.connected(Connection(request.sid, Actor.of(user), user.login_session.token,
+                                  address=address))
+        join_room(events.user_channel(user.id))
 
     def on_disconnect(self, reason=None):
         """Presence goes offline in each joined room after the grace period."""
-        connection = registry.remove(request.sid)
-        if connection is None:
-            return
-        presence.disconnected(connection.actor.id)
-        for slug in connection.rooms:
-            if presence.left(slug, connection.actor.id):
-                socketio.start_background_task(
-                    _offline_after_grace, current_app._get_current_object(), slug,
-                    connection.actor, current_app.config["PRESENCE_GRACE_SECONDS"])
-
-    def trigger_event(self, event, *args):
-        # Events are named "room:join"; their handlers on_room_join. An event
-        # with no handler still answers its ack, instead of leaving the
-        # client waiting. A name that is not text (a client may send any
-        # JSON) names no handler.
-        name = event.replace(":", "_") if isinstance(event, str) else ""
-        # "connect" and "disconnect" come from python-socketio while the
-        # connection is half-open or half-closed; a connected client sending
-        # an event of that name must not re-register or unregister itself.
-        reserved = name in ("connect", "disconnect") and self.server.manager.is_connected(
-            args[0], self.namespace)
-        if reserved or not hasattr(self, "on_" + name):
-            return {"ok": False, "error": {"code": "not_found",
-                                           "message": f"unknown event {str(event)[:64]!r}"}}
-        return super().trigger_event(name, *args)
+        live.disconnected(request.sid)
 
     @acked(schemas.Empty)
     def on_rooms_list(self, connection, payload):
@@ -96,11 +55,9 @@ class PublicNamespace(Namespace):
         """
         actor = connection.actor
         room = rooms.join(actor, payload.room)
-        if room.slug not in connection.rooms:
+        if live.joined(connection, room):
             join_room(events.room_channel(room.slug))
-            connection.rooms[room.slug] = room
-            presence.joined(room.slug, actor.id)
-        reply = rooms.join_reply(actor, room, presence.online(room.slug),
+        reply = rooms.join_reply(actor, room, live.presence.online(room.slug),
                                  payload.since, payload.limit)
         events.presence(room.slug, actor.to_public(), True)
         return reply
@@ -154,102 +111,13 @@ class PublicNamespace(Namespace):
 
     def on_typing(self, *args):
         """``typing`` (no ack): to the room's other members' connections, if this one joined it."""
-        connection = registry.get(request.sid)
+        connection = live.public.get(request.sid)
         try:
             payload = schemas.parse(schemas.Typing, args[0] if args else None)
         except Exception:
             return None  # typing is best-effort and has no ack to carry an error
         if connection is None or payload.room not in connection.rooms:
             return None
-        own = [c.sid for c in registry.of_user(connection.actor.id)]
+        own = [c.sid for c in live.public.of_user(connection.actor.id)]
         events.typing(payload.room, connection.actor.to_public(), payload.typing, own)
         return None
-
-
-# A refused connection has no window to wait out: a live one must close first.
-# Socket.IO clients retry with backoff; this tells them not to hurry.
-CONNECTION_CAP_RETRY_AFTER = 10.0
-
-
-def _check_connection_caps(user, address: str) -> None:
-    """Refuse a connection past the per-user or per-address cap (this process's count)."""
-    cfg = current_app.config
-    for rule, limit, count, key in (
-        ("connect_user", cfg["MAX_CONNECTIONS_PER_USER"],
-         registry.count_of_user(user.id), user.username),
-        ("connect_address", cfg["MAX_CONNECTIONS_PER_ADDRESS"],
-         registry.count_of_address(address), address),
-    ):
-        if limit and count >= limit:
-            log.info("connection refused: %s cap of %s reached", rule, limit)
-            report(rule, key, f"{count} live connections; the cap is {limit}")
-            raise ConnectionRefusedError(
-                f"too many connections (at most {limit}); close one and retry",
-                {"code": "rate_limited", "retry_after": CONNECTION_CAP_RETRY_AFTER})
-
-
-def _offline_after_grace(app, slug: str, actor: Actor, grace: float) -> None:
-    token = object()
-    _pending_offline.add(token)
-    try:
-        socketio.sleep(grace)
-        if not presence.is_online(slug, actor.id):
-            with app.app_context():
-                events.presence(slug, actor.to_public(), False)
-    finally:
-        _pending_offline.discard(token)
-
-
-def settle_presence(timeout: float) -> None:
-    """Wait until every pending offline push has been sent (or ``timeout``).
-
-    The tests call this between tests so that one test's offline pushes
-    never reach the next test's clients.
-    """
-    socketio.sleep(0)  # let timers just started register themselves
-    deadline = time.monotonic() + timeout
-    while _pending_offline and time.monotonic() < deadline:
-        socketio.sleep(0.01)
-
-
-@bus.handler("close")
-def _close_connections(payload: dict) -> int:
-    """Sign-out, kick and ban: close the matching connections of this process.
-
-    Returns how many it closed (``bus.gather`` adds the processes up).
-    """
-    if "session" in payload:
-        targets = registry.of_session(payload["session"])
-    else:
-        targets = registry.of_user(payload["user_id"])
-    for connection in targets:
-        if payload.get("kicked"):
-            socketio.emit("kicked", {"reason": payload.get("reason") or ""},
-                          namespace=events.PUBLIC, to=connection.sid)
-        socketio.server.disconnect(connection.sid, namespace=events.PUBLIC)
-    return len(targets)
-
-
-@bus.handler("left")
-def _forget_room(payload: dict) -> None:
-    """A member left a room: none of their connections here receive it any more."""
-    user_id, slug = payload["user_id"], payload["room"]
-    for connection in registry.of_user(user_id):
-        if connection.rooms.pop(slug, None) is not None:
-            socketio.server.leave_room(connection.sid, events.room_channel(slug),
-                                       namespace=events.PUBLIC)
-            if presence.left(slug, user_id) and not presence.is_online(slug, user_id):
-                events.presence(slug, connection.actor.to_public(), False)
-
-
-def ask_clients_to_catch_up() -> None:
-    """After a message-queue outage: drop this process's Engine.IO connections.
-
-    Events broadcast while Redis was away never reached them. The transport
-    is cut without a goodbye (``abort``): a namespace disconnect or an
-    Engine.IO close packet tells clients the server meant it and they stay
-    away, while a lost transport makes every client reconnect on its own and
-    catch up with ``room:join`` ``since``.
-    """
-    for eio_socket in list(socketio.server.eio.sockets.values()):
-        eio_socket.close(wait=False, abort=True)

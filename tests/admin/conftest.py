@@ -6,20 +6,9 @@ from sqlalchemy import select
 
 from app.extensions import socketio
 from app.models import AuditEntry, Message, Room, User
-from app.sockets import admin as admin_sockets
 from tests.conftest import call, in_db, received
 
 ADMIN = "/admin"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_consoles():
-    # Per process in production, like the chat registry the suite resets.
-    admin_sockets.admins.__init__()
-    admin_sockets.stats_push.running = False
-    yield
-    admin_sockets.admins.__init__()
-    admin_sockets.stats_push.running = False
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from app.bus import PROCESS_ID
 from app.extensions import db
 from app.models import LoginSession, Message, Room, User
 from app.services.audit import history
-from app.sockets.admin import admins, close_lapsed_consoles, stats_push
+from app.services.connections import close_lapsed_consoles, live
 from tests.admin.conftest import (ADMIN, acall, audit_rows, pushed, received_before_close,
                                   refused, state_of, user_row)
 from tests.conftest import call, received
@@ -55,18 +55,18 @@ def test_an_admin_connects_and_is_counted_as_a_console(app, auth):
     auth.create("root", admin=True)
     http = auth.login("root")
     assert not refused(app, http)
-    assert len(admins) == 1
+    assert len(live.admins) == 1
 
 
 def test_the_first_console_starts_the_stats_push_once(auth, monkeypatch):
     started = []
-    monkeypatch.setattr("app.sockets.admin.socketio.start_background_task",
+    monkeypatch.setattr("app.services.connections.socketio.start_background_task",
                         lambda fn, *args: started.append(fn))
     auth.create("root", admin=True)
     auth.create("eve", admin=True)
     auth.socket("root", namespace=ADMIN)
     auth.socket("eve", namespace=ADMIN)
-    assert len(started) == 1 and stats_push.running
+    assert len(started) == 1 and live.stats_push.running
 
 
 def test_an_unknown_event_answers_not_found(console):
@@ -79,7 +79,7 @@ def test_an_unknown_event_answers_not_found(console):
 def test_a_client_event_named_like_the_lifecycle_changes_nothing(console, event):
     ack = acall(console, event, {})
     assert ack["ok"] is False and ack["error"]["code"] == "not_found"
-    assert len(admins) == 1 and console.is_connected(ADMIN)
+    assert len(live.admins) == 1 and console.is_connected(ADMIN)
     assert acall(console, "stats")["ok"]
 
 
@@ -191,7 +191,7 @@ def test_the_stats_push_reaches_every_console_of_the_process(app, auth, console)
     auth.create("eve", admin=True)
     eve = auth.socket("eve", namespace=ADMIN)
     chat(auth, "bob")
-    stats_push.push_once(app)
+    live.stats_push.push_once(app)
     expected = acall(console, "stats")
     del expected["ok"]
     assert pushed(console, "stats") == [expected]
@@ -205,16 +205,16 @@ def test_the_stats_push_closes_consoles_whose_rights_lapsed(app, auth, console):
     mallory = auth.socket("mallory", namespace=ADMIN)
     set_admin_in_db(app, "eve", False)
     mallory.http.post("/logout")
-    stats_push.push_once(app)
+    live.stats_push.push_once(app)
     assert not eve.is_connected(ADMIN) and not mallory.is_connected(ADMIN)
     assert console.is_connected(ADMIN) and len(pushed(console, "stats")) == 1
-    assert len(admins) == 1
+    assert len(live.admins) == 1
 
 
 def test_the_sweep_leaves_rightful_consoles_alone(app, console):
     with app.app_context():
         assert close_lapsed_consoles() == 0
-    assert console.is_connected(ADMIN) and len(admins) == 1
+    assert console.is_connected(ADMIN) and len(live.admins) == 1
 
 
 def _message_at(app, moment: datetime, n: int) -> None:

@@ -7,7 +7,6 @@ from sqlalchemy import select
 from app import create_app
 from app.extensions import db
 from app.models import AuditEntry
-from app.sockets import admin as admin_sockets
 from tests.conftest import _reset_process_state, in_db
 
 
@@ -25,12 +24,8 @@ def app(tmp_path, monkeypatch, app_config):
     with app.app_context():
         db.create_all()
     _reset_process_state()
-    admin_sockets.admins.__init__()
-    admin_sockets.stats_push.running = False
     yield app
     _reset_process_state()
-    admin_sockets.admins.__init__()
-    admin_sockets.stats_push.running = False
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

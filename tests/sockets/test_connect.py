@@ -7,7 +7,7 @@ from sqlalchemy import select, update
 from app.extensions import db, socketio
 from app.models import LoginSession, User
 from app.services import users
-from app.sockets.connections import registry
+from app.services.connections import live
 from tests.conftest import call
 
 from .conftest import public_room, sent
@@ -22,14 +22,14 @@ def connect(app, http=None):
 def test_a_signed_in_user_connects_and_is_registered(app, auth):
     alice = auth.socket("alice")
     assert alice.is_connected(PUBLIC)
-    assert len(registry) == 1
+    assert len(live.public) == 1
     assert call(alice, "rooms:list", {}) == {"ok": True, "rooms": []}
 
 
 def test_a_connection_without_a_session_is_refused(app):
     sock = connect(app)
     assert not sock.is_connected(PUBLIC)
-    assert len(registry) == 0
+    assert len(live.public) == 0
 
 
 def test_a_connection_with_a_signed_out_session_is_refused(app, auth):
@@ -54,7 +54,7 @@ def test_signing_out_closes_the_sessions_open_connections(app, auth):
     alice = auth.socket("alice")
     assert alice.http.post("/logout").status_code == 303
     assert not alice.is_connected(PUBLIC)
-    assert len(registry) == 0
+    assert len(live.public) == 0
 
 
 def test_a_banned_user_is_refused_at_connect(app, auth):
@@ -65,7 +65,7 @@ def test_a_banned_user_is_refused_at_connect(app, auth):
         db.session.commit()
         db.session.remove()
     assert not connect(app, http).is_connected(PUBLIC)
-    assert len(registry) == 0
+    assert len(live.public) == 0
 
 
 def test_an_unknown_event_answers_not_found_and_the_connection_stays_usable(auth):
@@ -81,13 +81,11 @@ def test_a_client_event_named_disconnect_does_not_sign_the_connection_out(app, a
     slug = public_room(alice)
     ack = call(alice, "disconnect", {})
     assert ack["error"]["code"] == "not_found"
-    assert alice.is_connected(PUBLIC) and len(registry) == 1
+    assert alice.is_connected(PUBLIC) and len(live.public) == 1
     assert sent(alice, slug)["room"] == slug
 
 
 def test_a_client_event_named_connect_does_not_register_the_connection_twice(app, auth):
-    from app.services.presence import store as presence
-
     alice = auth.socket("alice")
     slug = public_room(alice)
     ack = call(alice, "connect", {})
@@ -96,8 +94,8 @@ def test_a_client_event_named_connect_does_not_register_the_connection_twice(app
     # closes, its user is offline.
     alice_id = sent(alice, slug)["user"]["id"]
     alice.disconnect(PUBLIC)
-    assert len(registry) == 0
-    assert not presence.is_user_online(alice_id)
+    assert len(live.public) == 0
+    assert not live.presence.is_user_online(alice_id)
 
 
 @pytest.mark.parametrize("name", ["null", "5", '["room:join"]', '{"room": "x"}', "true"])

@@ -6,7 +6,7 @@ import pytest
 
 from app import create_app
 from app.extensions import db, socketio
-from app.sockets.connections import registry
+from app.services.connections import live
 from tests.conftest import AuthActions, _reset_process_state, call
 
 from .conftest import drain, joined, public_room, received, sent, snapshot
@@ -155,7 +155,7 @@ def test_every_event_of_a_connection_that_is_not_signed_in_answers_unauthenticat
     assert call(alice, "room:create", {"name": "General"})["ok"]
     sid = socketio.server.manager.sid_from_eio_sid(alice.eio_sid, "/public")
     # What the registry holds is what the server knows of who is signed in.
-    registry.remove(sid)
+    live.public.remove(sid)
     before = snapshot(app)
     ack = call(alice, event, {"room": "general", "name": "x", "user": "alice", "id": 1,
                               "body": "x", "client_id": "x", "last_read_id": 1})

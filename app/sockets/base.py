@@ -1,0 +1,73 @@
+"""What both namespaces share: connect checks, event dispatch, error acks.
+
+``/public`` and ``/admin`` differ in who may connect and which events they
+answer; how a connection is admitted or refused, how an event name finds its
+handler, and how a handler's outcome becomes the contract's ack are written
+once, here and in ``edge.acked``.
+"""
+from __future__ import annotations
+
+from flask_login import current_user
+# python-socketio's ConnectionRefusedError, not the builtin of the same name:
+# only its arguments reach the client's ``connect_error`` as ``data``.
+from flask_socketio import ConnectionRefusedError, Namespace
+
+from ..errors import DomainError, Forbidden, Unauthenticated
+from ..extensions import db
+
+# The longest event name quoted back in an "unknown event" error.
+_NAME_ECHO = 64
+
+
+def refusal(exc: DomainError) -> ConnectionRefusedError:
+    """The ``connect_error`` for a refused connection: ``message`` and ``data.code``."""
+    data: dict = {"code": exc.code}
+    if exc.retry_after is not None:
+        data["retry_after"] = exc.retry_after
+    return ConnectionRefusedError(exc.message, data)
+
+
+class ChatNamespace(Namespace):
+    """A namespace whose events are named ``area:verb`` and handled by ``on_area_verb``.
+
+    Subclasses implement ``admit(user, auth)`` (raise a ``DomainError`` to
+    refuse) and their ``on_<event>`` handlers, decorated with ``edge.acked``.
+    """
+
+    def on_connect(self, auth=None):
+        """A client connects with its session cookie.
+
+        Refused (``connect_error`` with ``data.code``) when signed out or
+        banned, or by ``admit``. The database session is returned to the
+        pool either way (Flask's teardown does not run for socket events).
+        """
+        try:
+            if not current_user.is_authenticated:
+                raise Unauthenticated("not signed in")
+            if current_user.is_banned():
+                raise Forbidden("this account is banned")
+            self.admit(current_user, auth)
+        except DomainError as exc:
+            db.session.rollback()
+            raise refusal(exc) from None
+        finally:
+            db.session.remove()
+
+    def admit(self, user, auth) -> None:
+        raise NotImplementedError
+
+    def trigger_event(self, event, *args):
+        # Events are named "room:join"; their handlers on_room_join. An event
+        # with no handler still answers its ack, instead of leaving the
+        # client waiting. A name that is not text (a client may send any
+        # JSON: a number, null, an object) names no handler.
+        name = event.replace(":", "_") if isinstance(event, str) else ""
+        # "connect" and "disconnect" come from python-socketio while the
+        # connection is half-open or half-closed; a connected client sending
+        # an event of that name must not re-register or unregister itself.
+        reserved = name in ("connect", "disconnect") and self.server.manager.is_connected(
+            args[0], self.namespace)
+        if not name or reserved or not hasattr(self, "on_" + name):
+            return {"ok": False, "error": {
+                "code": "not_found", "message": f"unknown event {str(event)[:_NAME_ECHO]!r}"}}
+        return super().trigger_event(name, *args)
