@@ -47,6 +47,9 @@ class Config:
     REDIS_URL = os.environ.get("REDIS_URL") or None
     CORS_ALLOWED_ORIGINS = _origins(os.environ.get("CORS_ALLOWED_ORIGINS"))
     REGISTRATION_OPEN = _bool("REGISTRATION_OPEN", True)
+    # Rooms every new account joins (comma-separated names; empty: none), so
+    # that a new user does not land in an empty sidebar. Created on first use.
+    DEFAULT_ROOMS = os.environ.get("DEFAULT_ROOMS", "General")
     # How many reverse proxies (nginx) stand in front and set X-Forwarded-*.
     PROXY_COUNT = _int("PROXY_COUNT", 0)
     # WebSocket only: needed to run several gunicorn workers on one port
@@ -75,6 +78,10 @@ class Config:
     # Rooms are cheap to make and costly to moderate: a person creates a few
     # a day, a spam script thousands.
     ROOM_CREATE_RATE_LIMIT = os.environ.get("ROOM_CREATE_RATE_LIMIT", "10 per hour")
+    # Username autocompletion asks once per keystroke pause (150 ms): 30 in
+    # 10 seconds is more than fast typing produces, and stops a script from
+    # walking the user list at speed.
+    USER_SEARCH_RATE_LIMIT = os.environ.get("USER_SEARCH_RATE_LIMIT", "30 per 10 seconds")
     # Live /public connections, counted per server process (0: no cap). A
     # person has a few tabs and devices; one address may be a whole NAT, or a
     # load test, which should raise it.
@@ -121,6 +128,9 @@ class TestingConfig(Config):
     SIGNIN_USER_RATE_LIMIT = "10000 per minute"
     SIGNIN_ADDRESS_RATE_LIMIT = "10000 per minute"
     ROOM_CREATE_RATE_LIMIT = "10000 per minute"
+    # Suites count the rooms a user is in; tests/sockets/test_default_rooms.py
+    # turns the default room on where it tests it.
+    DEFAULT_ROOMS = ""
 
 
 CONFIGS = {

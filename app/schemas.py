@@ -108,6 +108,13 @@ class Typing(RoomRef):
     typing: bool
 
 
+class UserLookup(Payload):
+    """``users:search`` on ``/public``: names starting with ``query``, for autocompletion."""
+
+    query: Annotated[str, Field(min_length=1, max_length=32), Storable]
+    limit: int | None = Field(default=None, ge=1)
+
+
 # -- /admin ------------------------------------------------------------------
 
 # A ban or kick reason is stored in User.ban_reason (500 characters).
@@ -150,6 +157,8 @@ class RoomSearch(Payload):
 class RecentMessages(RoomRef):
     before: Cursor | None = None
     limit: int | None = Field(default=None, ge=1)
+    # Required to read a direct message: why (recorded in the audit log).
+    reason: Reason | None = None
 
 
 class AuditHistory(Payload):

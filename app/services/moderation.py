@@ -171,12 +171,28 @@ def set_admin(actor: Actor, username: str, is_admin: bool) -> dict:
 
 # -- messages and announcements ----------------------------------------------
 
-def recent_messages(slug: str, *, before: int | None = None,
-                    limit: int | None = None) -> tuple[list[dict], bool]:
-    """A page of any room's live messages (private rooms included), ascending."""
+def recent_messages(actor: Actor, slug: str, *, before: int | None = None,
+                    limit: int | None = None,
+                    reason: str | None = None) -> tuple[list[dict], bool]:
+    """A page of any room's live messages (private rooms included), ascending.
+
+    Direct messages are the one exception: reading one is a compliance
+    action, refused without a ``reason``, and every page read is written to
+    the audit log with it (who read which conversation, and why), so that
+    the people in a DM can trust that no admin browses it unseen.
+    """
     room = _room(slug)
-    return messages.page(room, before=before, after=None,
-                         limit=limit or MESSAGES_DEFAULT_LIMIT)
+    page, has_more = messages.page(room, before=before, after=None,
+                                   limit=limit or MESSAGES_DEFAULT_LIMIT)
+    if room.is_dm:
+        reason = " ".join((reason or "").split())
+        if not reason:
+            raise Forbidden("a direct message is private: reading it is a compliance action "
+                            "that needs a reason, recorded in the audit log", field="reason")
+        shown = f"{len(page)} message{'s' if len(page) != 1 else ''}"
+        audit.record(actor.username, "dm:read", room.slug,
+                     f"{shown}{f' before {before}' if before else ''}: {reason}")
+    return page, has_more
 
 
 def delete_message(actor: Actor, message_id: int) -> None:

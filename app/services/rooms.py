@@ -1,6 +1,7 @@
 """Rooms, memberships, direct messages and read markers."""
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import unicodedata
@@ -17,6 +18,8 @@ from ..models import Membership, Message, Room, User, isoformat
 from . import Actor
 from .ratelimit import limits
 from .users import get_user
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +169,32 @@ def create_room(actor: Actor, name: str, topic: str = "", private: bool = False)
         db.session.rollback()
         raise Conflict(f"a room with the address {slug!r} exists", field="name") from None
     return room_to_public(room, 1, 0)
+
+
+def default_room_names() -> list[str]:
+    """``DEFAULT_ROOMS``: the rooms every new user joins, by name."""
+    return [name.strip() for name in current_app.config["DEFAULT_ROOMS"].split(",")
+            if name.strip()]
+
+
+def join_default_rooms(user_id: int) -> None:
+    """Make a new user a member of every default room, creating a room on first use.
+
+    Called inside the transaction that creates the user. A default room is
+    public and has no owner (admins moderate it).
+    """
+    for name in default_room_names():
+        slug = slugify(check_room_name(name))
+        room = db.session.execute(select(Room).where(Room.slug == slug)).scalar_one_or_none()
+        if room is None:
+            room = Room(slug=slug, name=name, topic="", private=False, owner_id=None)
+            db.session.add(room)
+            db.session.flush()
+        elif room.private:
+            # An operator's typo must not hand new users a private room.
+            log.warning("default room %s is private; not joining new users to it", slug)
+            continue
+        _add_member(room, user_id)
 
 
 def list_rooms(actor: Actor) -> list[dict]:

@@ -70,9 +70,35 @@ def create_user(username: str, password: str, *, is_admin: bool = False) -> User
     user = User(username=username, username_key=username.lower(),
                 password_hash=hashed, is_admin=is_admin)
     db.session.add(user)
+    db.session.flush()
+    # A new user lands in the instance's default rooms, in the same
+    # transaction: an account never exists without them.
+    from .rooms import join_default_rooms  # rooms imports this module
+
+    join_default_rooms(user.id)
     db.session.commit()
     log.info("user created id=%s admin=%s", user.id, is_admin)
     return user
+
+
+USER_SEARCH_DEFAULT_LIMIT = 10
+USER_SEARCH_MAX_LIMIT = 20
+
+
+def search(prefix: str, limit: int | None = None) -> list[dict]:
+    """Users whose name starts with ``prefix`` (any case), by name: for autocompletion.
+
+    Only what any member already sees of a user (id and username), so it
+    reveals nothing new; it is rate limited as a read.
+    """
+    prefix = prefix.strip().lower()
+    if not prefix:
+        return []
+    limit = min(limit or USER_SEARCH_DEFAULT_LIMIT, USER_SEARCH_MAX_LIMIT)
+    rows = db.session.execute(
+        select(User).where(User.username_key.startswith(prefix, autoescape=True))
+        .order_by(User.username_key).limit(limit)).scalars()
+    return [user.to_public() for user in rows]
 
 
 def authenticate(username: str, password: str) -> User:

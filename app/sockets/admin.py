@@ -101,9 +101,13 @@ class AdminNamespace(ChatNamespace):
 
     @admin_event(schemas.RecentMessages)
     def on_messages_recent(self, connection, payload):
-        """``messages:recent``: the latest live messages of any room, ascending, to moderate."""
-        page, has_more = moderation.recent_messages(payload.room, before=payload.before,
-                                                    limit=payload.limit)
+        """``messages:recent``: the latest live messages of any room, ascending, to moderate.
+
+        A direct message needs ``reason`` and the read is audited (``dm:read``).
+        """
+        page, has_more = moderation.recent_messages(connection.actor, payload.room,
+                                                    before=payload.before,
+                                                    limit=payload.limit, reason=payload.reason)
         return {"messages": page, "has_more": has_more}
 
     @admin_event(schemas.MessageRef)

@@ -7,7 +7,8 @@ from flask import current_app, request
 from flask_socketio import join_room
 
 from .. import events, schemas
-from ..services import Actor, messages, rooms
+from ..services import Actor, messages, rooms, users
+from ..services.ratelimit import limits
 from ..services.connections import Connection, live
 from .base import ChatNamespace
 from .edge import acked
@@ -108,6 +109,12 @@ class PublicNamespace(ChatNamespace):
     def on_dm_open(self, connection, payload):
         """``dm:open``: the two-person room, created once; the other user gets ``room:added``."""
         return {"room": rooms.open_dm(connection.actor, payload.user)}
+
+    @acked(schemas.UserLookup)
+    def on_users_search(self, connection, payload):
+        """``users:search``: users whose name starts with ``query``, to complete a username."""
+        limits.hit("user_search", connection.actor.id, connection.actor.username)
+        return {"users": users.search(payload.query, payload.limit)}
 
     def on_typing(self, *args):
         """``typing`` (no ack): to the room's other members' connections, if this one joined it."""

@@ -94,11 +94,15 @@ socket.on("connect_error", (err) => {
 const dialog = $("confirm-dialog");
 
 // Resolves to the dialog's fields when confirmed, null when cancelled.
+// `reason`: false, true (optional, shown to the user) or "required" (recorded in the audit log).
 function confirmAction({ title, text, confirmLabel, reason = false, duration = false }) {
   $("confirm-title").textContent = title;
   $("confirm-text").textContent = text;
   $("confirm-ok").textContent = confirmLabel;
   $("confirm-reason-field").hidden = !reason;
+  $("confirm-reason").required = reason === "required";
+  $("confirm-reason-hint").textContent = reason === "required"
+    ? "(required, recorded in the audit log)" : "(shown to the user)";
   $("confirm-duration-field").hidden = !duration;
   $("confirm-reason").value = "";
   $("confirm-duration").value = "";
@@ -255,7 +259,7 @@ const roomRows = $("room-table").tBodies[0];
 let openRoom = null;
 
 function roomRow(room) {
-  return h("tr", { dataset: { room: room.slug, name: room.name, archived: room.archived } },
+  return h("tr", { dataset: { room: room.slug, name: room.name, archived: room.archived, dm: room.dm } },
     h("td", null,
       h("span", { class: "room-name" }, room.name), " ",
       h("span", { class: "muted mono" }, room.slug),
@@ -291,6 +295,18 @@ roomRows.addEventListener("click", async (event) => {
   const row = target.closest("tr");
   const room = row.dataset.room;
   if (target.dataset.action === "messages") {
+    if (row.dataset.dm === "true") {
+      // Direct messages are private: reading one is an audited compliance action.
+      const fields = await confirmAction({
+        title: `Read the direct messages of ${row.dataset.name}?`,
+        text: "Direct messages are private. Read one only for a report or a compliance request: "
+          + "your name, the conversation and your reason are recorded in the audit log for every page you open.",
+        confirmLabel: "Read (audited)", reason: "required",
+      });
+      if (!fields || !fields.reason) return;
+      showMessages(room, row.dataset.name, null, fields.reason);
+      return;
+    }
     showMessages(room, row.dataset.name);
     return;
   }
@@ -317,11 +333,19 @@ function messageItem(message) {
     button("Delete", "delete", "button--danger"));
 }
 
-async function showMessages(room, name, before = null) {
-  const ack = await call("messages:recent", before ? { room, before, limit: 50 } : { room, limit: 50 });
+// The reason of the open direct message's compliance read (null for other rooms):
+// every older page asks with it again, and is audited again.
+let openReason = null;
+
+async function showMessages(room, name, before = null, reason = null) {
+  const payload = { room, limit: 50 };
+  if (before) payload.before = before;
+  if (reason) payload.reason = reason;
+  const ack = await call("messages:recent", payload);
   showError($("moderation-error"), ack);
   if (!ack.ok) return;
   openRoom = room;
+  openReason = reason;
   $("room-messages").hidden = false;
   $("room-messages-name").textContent = name;
   const items = ack.messages.map(messageItem);
@@ -333,11 +357,14 @@ async function showMessages(room, name, before = null) {
 
 $("room-messages-older").addEventListener("click", () => {
   const first = messageList.querySelector("[data-message-id]");
-  if (first) showMessages(openRoom, $("room-messages-name").textContent, Number(first.dataset.messageId));
+  if (first) {
+    showMessages(openRoom, $("room-messages-name").textContent, Number(first.dataset.messageId), openReason);
+  }
 });
 
 $("room-messages-close").addEventListener("click", () => {
   openRoom = null;
+  openReason = null;
   $("room-messages").hidden = true;
   messageList.replaceChildren();
 });

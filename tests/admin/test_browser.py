@@ -165,3 +165,45 @@ def test_the_dashboard_moderation_and_announcements_work_live(people, server):
     open_room_read_only = chat.locator(f'.nav-item[data-slug="{slug}"]')
     open_room_read_only.click()
     chat.locator("#composer-input:disabled").wait_for()
+
+
+def test_reading_a_direct_message_in_the_console_asks_for_a_reason_and_audits_it(people, server):
+    alice, bob = people.account("alice"), people.account("bob")
+    peer = Peer(server.url, alice, http=sign_in(server.url, alice)).connect()
+    try:
+        dm = peer.ok("dm:open", {"user": bob})["room"]["slug"]
+        peer.send(dm, "our private plans")
+    finally:
+        peer.close()
+
+    console = open_console(people)
+    console.get_by_role("button", name="Refresh rooms").click()
+    row = console.locator(f'#room-table tr[data-room="{dm}"]')
+    row.get_by_role("button", name="Messages").click()
+    dialog = console.locator("#confirm-dialog")
+    dialog.wait_for()
+    assert "recorded in the audit log" in dialog.inner_text()
+    # Cancelling reads nothing.
+    dialog.locator("#confirm-cancel").click()
+    dialog.wait_for(state="hidden")
+    assert console.locator("#room-messages").is_hidden()
+
+    row.get_by_role("button", name="Messages").click()
+    confirm(console, reason="report from bob: abuse")
+    console.locator("#message-list li", has_text="our private plans").wait_for()
+    entry = console.locator('#audit-feed li[data-action="dm:read"]', has_text=dm)
+    entry.wait_for()
+    assert "report from bob: abuse" in entry.inner_text()
+
+
+def test_an_admin_finds_the_console_from_the_chat_and_others_do_not(people, server):
+    member = people.sign_in(people.account("member"))
+    assert member.locator("#console-link").count() == 0
+    context = people.context()
+    chat = context.new_page()
+    chat.goto(server.url + "/login")
+    chat.get_by_label("Username").fill("root")
+    chat.get_by_label("Password").fill(TEST_PASSWORD)
+    chat.get_by_role("button", name="Sign in").click()
+    chat.get_by_role("link", name="Open the admin console").click()
+    chat.wait_for_url(re.compile(r"/admin$"))

@@ -9,12 +9,12 @@ from sqlalchemy import select, update
 
 from app.bus import PROCESS_ID
 from app.extensions import db
-from app.models import LoginSession, Message, Room, User
+from app.models import AuditEntry, LoginSession, Message, Room, User
 from app.services.audit import history
 from app.services.connections import close_lapsed_consoles, live
 from tests.admin.conftest import (ADMIN, acall, audit_rows, pushed, received_before_close,
                                   refused, state_of, user_row)
-from tests.conftest import call, received
+from tests.conftest import call, in_db, received
 
 ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -617,3 +617,34 @@ def test_a_successful_sign_in_is_not_a_failure(app, auth, console):
     for _ in range(6):
         auth.login("bob")
     assert audit_rows(app) == []
+
+
+# -- direct messages are private: a compliance read, always audited ---------------
+
+def _dm_with_a_message(auth):
+    bob = auth.socket("bob")
+    auth.create("carol")
+    room = call(bob, "dm:open", {"user": "carol"})["room"]["slug"]
+    call(bob, "message:send", {"room": room, "body": "between us", "client_id": "d1"})
+    return room
+
+
+def test_reading_a_direct_message_without_a_reason_is_refused_and_reveals_nothing(
+        app, auth, console):
+    room = _dm_with_a_message(auth)
+    for payload in ({"room": room}, {"room": room, "reason": "   "}):
+        ack = acall(console, "messages:recent", payload)
+        assert ack["ok"] is False and "messages" not in ack
+        assert ack["error"]["code"] == "forbidden" and ack["error"]["field"] == "reason"
+    assert in_db(app, select(AuditEntry.action).where(AuditEntry.action == "dm:read")) == []
+
+
+def test_a_compliance_read_of_a_direct_message_is_audited_with_its_reason(app, auth, console):
+    room = _dm_with_a_message(auth)
+    ack = acall(console, "messages:recent", {"room": room, "reason": "report #12: harassment"})
+    assert [m["body"] for m in ack["messages"]] == ["between us"]
+    rows = in_db(app, select(AuditEntry.actor, AuditEntry.action, AuditEntry.target,
+                             AuditEntry.detail).where(AuditEntry.action == "dm:read"))
+    assert rows == [("root", "dm:read", room, "1 message: report #12: harassment")]
+    audited = [e for e in pushed(console, "audit") if e["action"] == "dm:read"]
+    assert [e["detail"] for e in audited] == ["1 message: report #12: harassment"]

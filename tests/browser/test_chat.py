@@ -615,3 +615,16 @@ CONTRAST_CHECK = """() => {
   }
   return low;
 }"""
+
+
+def test_usernames_are_completed_in_the_message_someone_dialog(people):
+    friend = people.account("zephyrine")
+    page = people.sign_in(people.account("user"))
+    page.get_by_role("button", name="Message someone").first.click()
+    field = page.locator("#dm-user")
+    field.press_sequentially(friend[:6], delay=30)
+    option = page.locator(f'#user-suggestions option[value="{friend}"]')
+    option.wait_for(state="attached")
+    field.fill(friend)
+    page.get_by_role("button", name="Open conversation").click()
+    page.locator("#room-title", has_text=friend).wait_for()

@@ -121,3 +121,24 @@ def test_pages_carry_the_security_headers(server, path):
     assert "frame-ancestors 'none'" in csp
     assert "script-src 'self'" in csp
     assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_new_account_lands_in_the_default_room(tmp_path):
+    from tests.e2e.conftest import Peer, e2e_env
+    from tests.support.server import flask_cli
+
+    env = e2e_env(f"sqlite:///{tmp_path / 'default-room.sqlite3'}", DEFAULT_ROOMS="General")
+    flask_cli(env, "init-db")
+    running = start_server(env, "default-room")
+    try:
+        newcomer = unique("newcomer")
+        http = sign_up(running.url, newcomer)
+        peer = Peer(running.url, newcomer, http=http).connect()
+        try:
+            rooms = peer.ok("rooms:list", {})["rooms"]
+            assert [(r["slug"], r.get("unread")) for r in rooms] == [("general", 0)]
+            assert peer.ok("room:join", {"room": "general"})["room"]["member_count"] == 1
+        finally:
+            peer.close()
+    finally:
+        stop_server(running)

@@ -51,6 +51,8 @@ def base_env(database_url: str, **extra: str) -> dict:
         "PASSWORD_TIME_COST": "1",
         "PASSWORD_MEMORY_COST": "1024",
         "PRESENCE_GRACE_SECONDS": "1",
+        # Tests count the rooms users are in; the default-room test sets one.
+        "DEFAULT_ROOMS": "",
         "LOG_LEVEL": "info",
     })
     env.update(extra)

@@ -405,6 +405,11 @@ export class ChatController {
     return call(this.socket, "room:invite", { room: slug, user: username });
   }
 
+  /** Usernames starting with `query`, to complete a username being typed. */
+  searchUsers(query) {
+    return call(this.socket, "users:search", { query, limit: 8 });
+  }
+
   async openDm(username) {
     const ack = await call(this.socket, "dm:open", { user: username });
     if (!ack.ok) return ack;

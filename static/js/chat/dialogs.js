@@ -149,6 +149,29 @@ export function mountDialogs(store, controller, { afterEnter }) {
     open(inviteDialog);
   }
 
+  // -- username autocompletion (DM and invite) --
+  // The suggestions come from the server as the user pauses typing; a
+  // <datalist> lets the browser show them natively and accessibly.
+  const suggestions = byId("user-suggestions");
+  let lookupTimer = null;
+  let lookupSeq = 0;
+  for (const input of document.querySelectorAll("[data-complete-users]")) {
+    input.addEventListener("input", () => {
+      clearTimeout(lookupTimer);
+      const query = input.value.trim();
+      if (!query) { suggestions.replaceChildren(); return; }
+      lookupTimer = setTimeout(async () => {
+        const seq = ++lookupSeq;
+        const ack = await controller.searchUsers(query);
+        // A slower, older answer must not replace a newer one.
+        if (seq !== lookupSeq || !ack.ok) return;
+        suggestions.replaceChildren(...ack.users
+          .filter((user) => user.id !== store.me.id)
+          .map((user) => h("option", { value: user.username })));
+      }, 150);
+    });
+  }
+
   // -- confirmations --
   const confirmDialog = byId("confirm-dialog");
   let confirmAction = null;
