@@ -75,6 +75,9 @@ class Config:
     # Rooms are cheap to make and costly to moderate: a person creates a few
     # a day, a spam script thousands.
     ROOM_CREATE_RATE_LIMIT = os.environ.get("ROOM_CREATE_RATE_LIMIT", "10 per hour")
+    # New direct messages (opening an existing one is free): a person starts
+    # a few conversations a day; each new DM pushes room:added to a stranger.
+    DM_OPEN_RATE_LIMIT = os.environ.get("DM_OPEN_RATE_LIMIT", "30 per hour")
     # Live /public connections, counted per server process (0: no cap). A
     # person has a few tabs and devices; one address may be a whole NAT, or a
     # load test, which should raise it.
@@ -121,6 +124,7 @@ class TestingConfig(Config):
     SIGNIN_USER_RATE_LIMIT = "10000 per minute"
     SIGNIN_ADDRESS_RATE_LIMIT = "10000 per minute"
     ROOM_CREATE_RATE_LIMIT = "10000 per minute"
+    DM_OPEN_RATE_LIMIT = "10000 per minute"
 
 
 CONFIGS = {
