@@ -167,6 +167,16 @@ def _no_such_message() -> NotFound:
     return NotFound("no such message", field="id")
 
 
+def _live_message(message_id: int) -> tuple[Message, Room]:
+    row = db.session.execute(
+        select(Message, Room).join(Room, Room.id == Message.room_id)
+        .where(Message.id == message_id)
+    ).first()
+    if row is None or row[0].deleted:
+        raise _no_such_message()
+    return row[0], row[1]
+
+
 def _message_for(actor: Actor, message_id: int, action: str) -> tuple[Message, Room]:
     """The live message ``message_id`` if ``actor`` may ``action`` ("edit", "delete") it.
 
@@ -179,13 +189,7 @@ def _message_for(actor: Actor, message_id: int, action: str) -> tuple[Message, R
     - anyone else who can see the room gets ``forbidden``; who cannot,
       ``not_found`` exactly as for a missing id.
     """
-    row = db.session.execute(
-        select(Message, Room).join(Room, Room.id == Message.room_id)
-        .where(Message.id == message_id)
-    ).first()
-    if row is None or row[0].deleted:
-        raise _no_such_message()
-    message, room = row
+    message, room = _live_message(message_id)
     member = _is_member(room.id, actor.id)
     sees = can_see(room, member)
     author = message.user_id == actor.id
@@ -216,15 +220,8 @@ def edit(actor: Actor, message_id: int, body: str) -> dict:
 
 def delete(actor: Actor, message_id: int, *, as_admin: bool = False) -> None:
     """Author, room owner or admin (``_message_for``); ``as_admin`` is the console's path."""
-    if as_admin:
-        row = db.session.execute(
-            select(Message, Room).join(Room, Room.id == Message.room_id)
-            .where(Message.id == message_id)).first()
-        if row is None or row[0].deleted:
-            raise _no_such_message()
-        message, room = row
-    else:
-        message, room = _message_for(actor, message_id, "delete")
+    message, room = (_live_message(message_id) if as_admin
+                     else _message_for(actor, message_id, "delete"))
     message.deleted = True
     message.deleted_at = utcnow()
     db.session.commit()
