@@ -77,7 +77,38 @@ def register_extensions(app: Flask) -> None:
     # Background work (heartbeat, control bus) starts in a serving process
     # only: gunicorn's post_worker_init calls this, and so does the first
     # socket connection under any other server. CLI commands never start it.
-    app.extensions["parley_start"] = lambda: cluster.start(app, _connection_count)
+    app.extensions["parley_start"] = lambda: _start(app)
+
+
+def _start(app: Flask) -> None:
+    from .services import cluster
+
+    cluster.start(app, _connection_count)
+    if not app.extensions.get("parley_checked_rooms"):
+        app.extensions["parley_checked_rooms"] = True
+        warn_of_rooms_posing_as_dms(app)
+
+
+def warn_of_rooms_posing_as_dms(app: Flask) -> None:
+    """One WARNING at start naming the rooms that look like DMs but are not.
+
+    Never stops the start: a database not migrated yet is logged and skipped.
+    """
+    from .services.rooms import rooms_posing_as_dms
+
+    log = logging.getLogger(__name__)
+    try:
+        with app.app_context():
+            found = rooms_posing_as_dms()
+            db.session.remove()
+    except Exception:
+        log.warning("could not check for rooms posing as direct messages", exc_info=True)
+        return
+    if found:
+        log.warning("%d room(s) look like direct messages but are not genuine; dm:open no "
+                    "longer uses them. Review each (flask --app wsgi check-rooms; "
+                    "docs/hardening.md): %s", len(found),
+                    "; ".join(f"{slug}: {why}" for slug, why in found))
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -1,4 +1,4 @@
-"""Command-line tools: ``flask --app wsgi create-user`` and ``ensure-admin``."""
+"""Command-line tools: ``flask --app wsgi create-user``, ``ensure-admin``, ``check-rooms``..."""
 from __future__ import annotations
 
 import secrets
@@ -66,6 +66,22 @@ def register(app) -> None:
         except DomainError as exc:
             raise click.ClickException(exc.message) from None
         click.echo(f"announced to {sent['room'] or 'every room'}")
+
+    @app.cli.command("check-rooms")
+    def check_rooms() -> None:
+        """List rooms that pose as direct messages; exit 1 if there are any."""
+        from .services.rooms import rooms_posing_as_dms
+
+        found = rooms_posing_as_dms()
+        if not found:
+            click.echo("no room poses as a direct message")
+            return
+        for slug, why in found:
+            click.echo(f"{slug}: {why}")
+        raise click.ClickException(
+            f"{len(found)} room(s) look like direct messages but are not genuine: dm:open no "
+            "longer uses them; review each in the admin console (archive it, tell its "
+            "members) as docs/hardening.md describes")
 
     @app.cli.command("init-db")
     def init_db() -> None:

@@ -82,6 +82,9 @@ class Config:
     # 10 seconds is more than fast typing produces, and stops a script from
     # walking the user list at speed.
     USER_SEARCH_RATE_LIMIT = os.environ.get("USER_SEARCH_RATE_LIMIT", "30 per 10 seconds")
+    # New direct messages (opening an existing one is free): a person starts
+    # a few conversations a day; each new DM pushes room:added to a stranger.
+    DM_OPEN_RATE_LIMIT = os.environ.get("DM_OPEN_RATE_LIMIT", "30 per hour")
     # Live /public connections, counted per server process (0: no cap). A
     # person has a few tabs and devices; one address may be a whole NAT, or a
     # load test, which should raise it.
@@ -128,9 +131,10 @@ class TestingConfig(Config):
     SIGNIN_USER_RATE_LIMIT = "10000 per minute"
     SIGNIN_ADDRESS_RATE_LIMIT = "10000 per minute"
     ROOM_CREATE_RATE_LIMIT = "10000 per minute"
-    # Suites count the rooms a user is in; tests/sockets/test_default_rooms.py
+    # Suites count the rooms a user is in; tests/sockets/test_people.py
     # turns the default room on where it tests it.
     DEFAULT_ROOMS = ""
+    DM_OPEN_RATE_LIMIT = "10000 per minute"
 
 
 CONFIGS = {

@@ -89,6 +89,13 @@ class LoginSession(db.Model):
 
 class Room(db.Model):
     __tablename__ = "rooms"
+    __table_args__ = (
+        # A direct message is found by its pair of users, never by its slug:
+        # one DM per pair, and only a room the server made as a DM has one.
+        # (A unique index rather than a constraint: SQLite adds it without
+        # rebuilding the table.)
+        Index("uq_rooms_dm_pair", "dm_low_id", "dm_high_id", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(80), unique=True)
@@ -96,6 +103,9 @@ class Room(db.Model):
     topic: Mapped[str] = mapped_column(String(256), default="")
     private: Mapped[bool] = mapped_column(Boolean, default=False)
     is_dm: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The two users of a direct message, smaller id first; null for any other room.
+    dm_low_id: Mapped[int | None] = mapped_column(Integer)
+    dm_high_id: Mapped[int | None] = mapped_column(Integer)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

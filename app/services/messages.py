@@ -6,12 +6,13 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import events
-from ..errors import Forbidden, Invalid, NotFound
+from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..extensions import db
 from ..models import Message, Room, User, isoformat, utcnow
 from . import Actor
 from .ratelimit import limits
-from .rooms import RoomRef, _is_admin, check_writable, member_room
+from .rooms import RoomRef, _is_admin, _is_member, can_see, check_writable, member_room
+from .text import is_blank
 
 
 def message_to_public(message: Message, slug: str, user: dict) -> dict:
@@ -28,7 +29,7 @@ def message_to_public(message: Message, slug: str, user: dict) -> dict:
 
 def check_body(body: str) -> str:
     limit = current_app.config["MESSAGE_MAX_LENGTH"]
-    if not body.strip():
+    if is_blank(body):
         raise Invalid("a message cannot be empty", field="body")
     if len(body) > limit:
         raise Invalid(f"a message is at most {limit} characters", field="body")
@@ -88,6 +89,23 @@ def _own_message(actor: Actor, client_id: str) -> Message | None:
     return None if message_id is None else db.session.get(Message, message_id)
 
 
+def _replay(message: Message, room: RoomRef) -> dict:
+    """The ack of a send whose ``client_id`` names a stored message of the author.
+
+    The same room: a retry, acked with the message as stored. Another room:
+    ``conflict`` (a client reusing ids would otherwise get another room's
+    message acked as this one). Deleted since: ``not_found``, as history no
+    longer shows it; the id stays spent. docs/protocol.md gives the reasons.
+    """
+    if message.room_id != room.id:
+        raise Conflict("this client_id already names a message in another room",
+                       field="client_id")
+    if message.deleted:
+        raise NotFound("the message sent with this client_id has been deleted",
+                       field="client_id")
+    return _existing_reply(message)
+
+
 def _existing_reply(message: Message) -> dict:
     slug = db.session.execute(select(Room.slug).where(Room.id == message.room_id)).scalar_one()
     return message_to_public(message, slug, {"id": message.user_id,
@@ -108,7 +126,7 @@ def send(actor: Actor, room: RoomRef, body: str, client_id: str) -> dict:
     check_writable(room)
     existing = _own_message(actor, client_id)
     if existing is not None:
-        return _existing_reply(existing)
+        return _replay(existing, room)
     # Spent here, in one atomic step of the limiter (a Lua script on Redis),
     # so that concurrent sends on several connections or processes can never
     # pass the limit together; and outside the transaction: with Redis this
@@ -136,11 +154,17 @@ def send(actor: Actor, room: RoomRef, body: str, client_id: str) -> dict:
         existing = _own_message(actor, client_id)
         if existing is None:
             raise
-        return _existing_reply(existing)
+        return _replay(existing, room)
     reply = {"id": message_id, "room": room.slug, "user": actor.to_public(), "body": body,
              "created_at": isoformat(created_at), "edited_at": None, "client_id": client_id}
     events.message_created(reply)
     return reply
+
+
+# A message the caller cannot see answers exactly like an id that never
+# existed: same code, field and words.
+def _no_such_message() -> NotFound:
+    return NotFound("no such message", field="id")
 
 
 def _live_message(message_id: int) -> tuple[Message, Room]:
@@ -149,17 +173,42 @@ def _live_message(message_id: int) -> tuple[Message, Room]:
         .where(Message.id == message_id)
     ).first()
     if row is None or row[0].deleted:
-        raise NotFound("no such message", field="id")
+        raise _no_such_message()
     return row[0], row[1]
+
+
+def _message_for(actor: Actor, message_id: int, action: str) -> tuple[Message, Room]:
+    """The live message ``message_id`` if ``actor`` may ``action`` ("edit", "delete") it.
+
+    The one rule for changing a message, read at the moment of the change
+    (rights end with membership, not with the connection):
+
+    - edit: its author, while they can see the room (a private room's member);
+    - delete: its author while they can see the room, the room's owner while
+      a member, or an admin (always);
+    - anyone else who can see the room gets ``forbidden``; who cannot,
+      ``not_found`` exactly as for a missing id.
+    """
+    message, room = _live_message(message_id)
+    member = _is_member(room.id, actor.id)
+    sees = can_see(room, member)
+    author = message.user_id == actor.id
+    if action == "edit":
+        if not sees:
+            raise _no_such_message()
+        if not author:
+            raise Forbidden("only the author may edit a message", field="id")
+        return message, room
+    if (author and sees) or (member and room.owner_id == actor.id) or _is_admin(actor):
+        return message, room
+    if not sees:
+        raise _no_such_message()
+    raise Forbidden("only the author, the room owner or an admin may delete", field="id")
 
 
 def edit(actor: Actor, message_id: int, body: str) -> dict:
     body = check_body(body)
-    message, room = _live_message(message_id)
-    if message.user_id != actor.id:
-        # Do not reveal messages of private rooms the actor cannot see.
-        member_room(actor, room.slug)
-        raise Forbidden("only the author may edit a message", field="id")
+    message, room = _message_for(actor, message_id, "edit")
     check_writable(RoomRef.of(room))
     message.body = body
     message.edited_at = utcnow()
@@ -170,13 +219,9 @@ def edit(actor: Actor, message_id: int, body: str) -> dict:
 
 
 def delete(actor: Actor, message_id: int, *, as_admin: bool = False) -> None:
-    """Author, room owner or admin; ``as_admin`` is the console's path."""
-    message, room = _live_message(message_id)
-    if not as_admin and message.user_id != actor.id and room.owner_id != actor.id:
-        if not _is_admin(actor):
-            member_room(actor, room.slug)
-            raise Forbidden("only the author, the room owner or an admin may delete",
-                            field="id")
+    """Author, room owner or admin (``_message_for``); ``as_admin`` is the console's path."""
+    message, room = (_live_message(message_id) if as_admin
+                     else _message_for(actor, message_id, "delete"))
     message.deleted = True
     message.deleted_at = utcnow()
     db.session.commit()

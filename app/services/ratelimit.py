@@ -33,6 +33,7 @@ RULES = {
                        "too many failed sign-ins from this address; try again later"),
     "room_create": ("ROOM_CREATE_RATE_LIMIT", "too many rooms created; try again later"),
     "user_search": ("USER_SEARCH_RATE_LIMIT", "too many user look-ups; slow down"),
+    "dm_open": ("DM_OPEN_RATE_LIMIT", "too many direct messages opened; try again later"),
 }
 # One audit entry per rule and key a minute at most.
 AUDIT_EVERY = parse("1 per minute")

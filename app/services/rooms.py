@@ -17,6 +17,7 @@ from ..extensions import db
 from ..models import Membership, Message, Room, User, isoformat
 from . import Actor
 from .ratelimit import limits
+from .text import is_blank
 from .users import get_user
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def room_to_public(room: Room, member_count: int, unread: int | None = None) -> 
 def check_room_name(name: str) -> str:
     name = name.strip()
     limit = current_app.config["ROOM_NAME_MAX_LENGTH"]
-    if not 1 <= len(name) <= limit:
+    if is_blank(name) or len(name) > limit:
         raise Invalid(f"a room name is 1 to {limit} characters", field="name")
     return name
 
@@ -68,14 +69,36 @@ def check_topic(topic: str) -> str:
     limit = current_app.config["ROOM_TOPIC_MAX_LENGTH"]
     if len(topic) > limit:
         raise Invalid(f"a topic is at most {limit} characters", field="topic")
-    return topic
+    # A topic may be empty; one of only invisible characters is.
+    return "" if is_blank(topic) else topic
+
+
+# Every direct message's slug starts with this (those made before pairs were
+# recorded are ``dm-<low id>-<high id>``; new ones ``dm-<random>``). No room
+# name can produce such a slug: the address space belongs to the server.
+DM_SLUG_PREFIX = "dm-"
+# A private room's slug, and a public one's whose readable address is taken
+# by a room the creator cannot see: the name's slug, this mark (which
+# ``slugify`` never produces) and random hex, so that the address neither
+# collides with nor reveals any other room.
+UNLISTED_SLUG_MARK = "_"
 
 
 def slugify(name: str) -> str:
+    """The readable address of a room name: ``[a-z0-9-]``, never in the DM space."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:48]
     # A name with no Latin letters still needs an address.
-    return slug or f"room-{secrets.token_hex(3)}"
+    slug = slug or f"room-{secrets.token_hex(3)}"
+    # Checked on the finished slug, so that no spelling of "dm 3 4" (case,
+    # punctuation, full-width or other compatibility forms) gets past it.
+    if slug == "dm" or slug.startswith(DM_SLUG_PREFIX):
+        slug = f"room-{slug}"
+    return slug
+
+
+def unlisted_slug(base: str) -> str:
+    return f"{base}{UNLISTED_SLUG_MARK}{secrets.token_hex(4)}"
 
 
 def _is_member(room_id: int, user_id: int) -> bool:
@@ -86,17 +109,24 @@ def _is_admin(actor: Actor) -> bool:
     return bool(db.session.execute(select(User.is_admin).where(User.id == actor.id)).scalar())
 
 
+def _room_at(slug: str) -> Room | None:
+    return db.session.execute(select(Room).where(Room.slug == slug)).scalar_one_or_none()
+
+
+def can_see(room: Room, member: bool) -> bool:
+    """Whether a user sees ``room`` at all: any public room, a private one as a member."""
+    return member or not room.private
+
+
 def visible_room(actor: Actor, slug: str) -> tuple[Room, bool]:
     """The room at ``slug`` and whether ``actor`` is a member.
 
     A private room the actor does not belong to answers ``not_found``: its
     existence is not revealed.
     """
-    room = db.session.execute(select(Room).where(Room.slug == slug)).scalar_one_or_none()
-    if room is None:
-        raise NotFound("no such room", field="room")
-    member = _is_member(room.id, actor.id)
-    if room.private and not member:
+    room = _room_at(slug)
+    member = room is not None and _is_member(room.id, actor.id)
+    if room is None or not can_see(room, member):
         raise NotFound("no such room", field="room")
     return room, member
 
@@ -153,12 +183,28 @@ def _add_member(room: Room, user_id: int) -> bool:
 
 
 def create_room(actor: Actor, name: str, topic: str = "", private: bool = False) -> dict:
+    """A new room owned by ``actor``, who is its one member.
+
+    Its slug never tells the creator anything about rooms they cannot see: a
+    private room gets an unlisted slug (``team_3f9a0c1b``), which no other
+    room can have, and a public room whose readable slug is taken by a room
+    the creator cannot see (a private room from before unlisted slugs) gets
+    one too. Only a room the creator can see, public or theirs, answers
+    ``conflict``: it is listed to them anyway.
+    """
     name, topic = check_room_name(name), check_topic(topic)
-    slug = slugify(name)
-    if db.session.execute(select(Room.id).where(Room.slug == slug)).first():
-        raise Conflict(f"a room with the address {slug!r} exists", field="name")
-    # Spent only by a valid request, before the write transaction begins.
+    # Spent by every valid request, before any other room is looked at: a
+    # conflict costs a unit like a creation, so probing names is capped too.
+    # (Outside the write transaction: with Redis this is network I/O.)
     limits.hit("room_create", actor.id, actor.username)
+    base = slugify(name)
+    slug = unlisted_slug(base) if private else base
+    if not private:
+        taken = _room_at(base)
+        if taken is not None:
+            if can_see(taken, _is_member(taken.id, actor.id)):
+                raise Conflict(f"a room with the address {base!r} exists", field="name")
+            slug = unlisted_slug(base)
     room = Room(slug=slug, name=name, topic=topic, private=private, owner_id=actor.id)
     db.session.add(room)
     try:
@@ -166,6 +212,8 @@ def create_room(actor: Actor, name: str, topic: str = "", private: bool = False)
         db.session.add(Membership(room_id=room.id, user_id=actor.id))
         db.session.commit()
     except IntegrityError:
+        # Another creator took the readable slug at this moment (a public
+        # room: visible); an unlisted slug colliding is a 1 in 2**32 chance.
         db.session.rollback()
         raise Conflict(f"a room with the address {slug!r} exists", field="name") from None
     return room_to_public(room, 1, 0)
@@ -260,36 +308,62 @@ def leave_room(actor: Actor, slug: str) -> None:
 
 
 def invite(actor: Actor, slug: str, username: str) -> None:
-    room, member = visible_room(actor, slug)
+    """Add ``username`` to a room: a public room's member or an admin; a private
+    room's owner (while a member) or an admin; never to a direct message."""
+    admin = _is_admin(actor)
+    if admin:
+        # An admin may invite to any room, member or not: found directly.
+        room = _room_at(slug)
+        if room is None:
+            raise NotFound("no such room", field="room")
+        member = _is_member(room.id, actor.id)
+    else:
+        room, member = visible_room(actor, slug)
     if room.is_dm:
         raise Forbidden("a direct message has exactly two members", field="room")
-    if room.private and room.owner_id != actor.id and not _is_admin(actor):
-        raise Forbidden("only the room's owner or an admin may invite", field="room")
-    if not member and not _is_admin(actor):
-        raise Forbidden("join the room first", field="room")
+    if not admin:
+        if room.private and room.owner_id != actor.id:
+            raise Forbidden("only the room's owner or an admin may invite", field="room")
+        if not member:
+            raise Forbidden("join the room first", field="room")
     invitee = get_user(username)
     if _add_member(room, invitee.id):
         db.session.commit()
         events.room_added(invitee.id, public_room(room, invitee.id))
 
 
+def _dm_of(low: int, high: int) -> Room | None:
+    return db.session.execute(
+        select(Room).where(Room.dm_low_id == low, Room.dm_high_id == high)
+    ).scalar_one_or_none()
+
+
 def open_dm(actor: Actor, username: str) -> dict:
-    """The one private room of ``actor`` and ``username``; created on first call."""
+    """The one direct message of ``actor`` and ``username``; created on first call.
+
+    Found by its pair of users, which only this function sets: never by slug,
+    so no other room can ever be taken for it. A new DM's slug is random
+    (``dm-<16 hex>``), not derived from the ids. Creating one spends a unit
+    of ``DM_OPEN_RATE_LIMIT``; opening an existing one is free.
+    """
     other = get_user(username)
     if other.id == actor.id:
         raise Invalid("a direct message needs another user", field="user")
     low, high = sorted((actor.id, other.id))
-    slug = f"dm-{low}-{high}"
-    room = db.session.execute(select(Room).where(Room.slug == slug)).scalar_one_or_none()
+    room = _dm_of(low, high)
     if room is None:
+        limits.hit("dm_open", actor.id, actor.username)
         names = sorted([actor.username, other.username], key=str.lower)
-        room = Room(slug=slug, name=" & ".join(names), private=True, is_dm=True)
+        room = Room(slug=f"{DM_SLUG_PREFIX}{secrets.token_hex(8)}", name=" & ".join(names),
+                    private=True, is_dm=True, dm_low_id=low, dm_high_id=high)
         db.session.add(room)
         try:
             db.session.flush()
         except IntegrityError:  # created by the other side at the same moment
             db.session.rollback()
-            room = db.session.execute(select(Room).where(Room.slug == slug)).scalar_one()
+            room = _dm_of(low, high)
+            if room is None:
+                raise
     added_other = _add_member(room, other.id)
     _add_member(room, actor.id)
     db.session.commit()
@@ -309,3 +383,35 @@ def mark_read(actor: Actor, slug: str, last_read_id: int) -> int:
         membership.last_read_id = target
         db.session.commit()
     return unread_counts(actor.id, [room.id]).get(room.id, 0)
+
+
+# -- the operator's check ---------------------------------------------------------
+
+def rooms_posing_as_dms() -> list[tuple[str, str]]:
+    """Rooms that look like direct messages but are not genuine: (slug, why).
+
+    Before DMs recorded their pair, ``dm:open`` adopted any room at
+    ``dm-<low id>-<high id>``, including one a third user made with
+    ``room:create``, who then read the DM as its owner (issue 12). Such rooms
+    are never used as DMs again; ``check-rooms`` and the start-up warning
+    list them for the operator to review (docs/hardening.md).
+    """
+    found = []
+    for room in db.session.execute(
+            select(Room).where(Room.slug.startswith(DM_SLUG_PREFIX) | Room.is_dm.is_(True))
+            .order_by(Room.id)).scalars():
+        if not room.is_dm:
+            found.append((room.slug, "in the DM address space but not made as a DM "
+                                     f"(owner id {room.owner_id})"))
+            continue
+        if room.dm_low_id is None:
+            found.append((room.slug, "a DM with no recorded pair of users"))
+            continue
+        members = set(db.session.execute(
+            select(Membership.user_id).where(Membership.room_id == room.id)).scalars())
+        # One side may have left (dm:open brings them back); no one else belongs.
+        strangers = members - {room.dm_low_id, room.dm_high_id}
+        if strangers:
+            found.append((room.slug, "a DM with members other than its pair "
+                                     f"(user ids {sorted(strangers)})"))
+    return found

@@ -436,13 +436,13 @@ def test_deleting_a_message_twice_or_one_that_never_was_answers_not_found(auth, 
 
 def test_recent_messages_include_private_rooms_and_leave_out_deleted_ones(auth, console):
     bob = auth.socket("bob")
-    call(bob, "room:create", {"name": "Secret", "private": True})
-    ids = [call(bob, "message:send", {"room": "secret", "body": f"m{n}",
+    secret = call(bob, "room:create", {"name": "Secret", "private": True})["room"]["slug"]
+    ids = [call(bob, "message:send", {"room": secret, "body": f"m{n}",
                                       "client_id": f"c{n}"})["message"]["id"] for n in range(4)]
     acall(console, "message:delete", {"id": ids[1]})
-    ack = acall(console, "messages:recent", {"room": "secret", "limit": 2})
+    ack = acall(console, "messages:recent", {"room": secret, "limit": 2})
     assert [m["body"] for m in ack["messages"]] == ["m2", "m3"] and ack["has_more"] is True
-    older = acall(console, "messages:recent", {"room": "secret", "before": ids[2]})
+    older = acall(console, "messages:recent", {"room": secret, "before": ids[2]})
     assert [m["body"] for m in older["messages"]] == ["m0"] and older["has_more"] is False
 
 
@@ -488,15 +488,15 @@ def test_an_announcement_is_checked_like_a_message(auth, console, payload, code,
 
 def test_rooms_list_counts_members_and_live_messages(auth, console):
     bob, alice = chat(auth, "bob"), chat(auth, "alice")
-    call(bob, "room:create", {"name": "Hidden", "private": True})
+    hidden = call(bob, "room:create", {"name": "Hidden", "private": True})["room"]["slug"]
     sent = [call(alice, "message:send", {"room": "general", "body": f"m{n}",
                                          "client_id": f"c{n}"}) for n in range(3)]
     acall(console, "message:delete", {"id": sent[0]["message"]["id"]})
     rooms = {r["slug"]: r for r in acall(console, "rooms:list")["rooms"]}
     assert (rooms["general"]["member_count"], rooms["general"]["message_count"]) == (2, 2)
-    assert (rooms["hidden"]["member_count"], rooms["hidden"]["private"]) == (1, True)
+    assert (rooms[hidden]["member_count"], rooms[hidden]["private"]) == (1, True)
     assert [r["slug"] for r in acall(console, "rooms:list", {"query": "HID"})["rooms"]] == \
-        ["hidden"]
+        [hidden]
 
 
 def test_an_archived_room_is_read_only_to_its_members(auth, console):

@@ -122,10 +122,10 @@ def world(app, auth):
     bob, alice = auth.socket("bob"), auth.socket("alice")
     auth.create("carol")
     assert call(bob, "room:create", {"name": "lobby"})["ok"]
-    assert call(bob, "room:create", {"name": "secret", "private": True})["ok"]
-    call(bob, "room:join", {"room": "secret"})
+    secret = call(bob, "room:create", {"name": "secret", "private": True})["room"]["slug"]
+    call(bob, "room:join", {"room": secret})
     ids = []
-    for n, room in enumerate(["lobby", "secret"]):
+    for n, room in enumerate(["lobby", secret]):
         call(bob, "room:join", {"room": room})
         ids.append(call(bob, "message:send", {"room": room, "body": f"bob {n}",
                                               "client_id": f"bob-{n}"})["message"]["id"])
@@ -133,7 +133,7 @@ def world(app, auth):
     ids.append(call(alice, "message:send", {"room": "lobby", "body": "alice",
                                             "client_id": "alice-0"})["message"]["id"])
     return {"alice": alice, "bob": bob, "ids": ids, "bob_ids": ids[:2],
-            "rooms": ["lobby", "secret", "dm-1-2", "nope", "LOBBY"],
+            "rooms": ["lobby", secret, "secret", "dm-1-2", "nope", "LOBBY"],
             "users": ["alice", "bob", "carol", "Carol", "nobody"]}
 
 

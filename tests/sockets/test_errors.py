@@ -36,9 +36,10 @@ def scene(tmp_path_factory):
     alice, bob, carol = auth.socket("alice"), auth.socket("bob"), auth.socket("carol")
     auth.create("dave")
     public_room(alice, "General")
-    public_room(alice, "Secret", private=True)
+    secret = public_room(alice, "Secret", private=True)
     joined(bob, "general")
-    ids = {"general": sent(alice, "general")["id"], "secret": sent(alice, "secret")["id"]}
+    ids = {"general": sent(alice, "general")["id"], "secret": sent(alice, secret)["id"],
+           "room:secret": secret}
     yield {"app": app, "alice": alice, "bob": bob, "carol": carol, "ids": ids}
     _reset_process_state()
     with app.app_context():
@@ -54,10 +55,12 @@ def quiet(scene):
 
 
 def resolve(payload, ids):
-    """``"#general"`` in a payload stands for the id of the scene's message there."""
+    """``"#general"`` in a payload stands for the id of the scene's message there,
+    and the room ``"secret"`` for the private room's (unlisted) slug."""
     if not isinstance(payload, dict):
         return payload
-    return {k: ids[v[1:]] if isinstance(v, str) and v.startswith("#") else v
+    return {k: ids[v[1:]] if isinstance(v, str) and v.startswith("#")
+            else ids["room:secret"] if k == "room" and v == "secret" else v
             for k, v in payload.items()}
 
 
@@ -66,7 +69,6 @@ CASES = [
     ("alice", "rooms:list", [], "invalid", "payload"),
     ("alice", "room:create", {"name": ""}, "invalid", "name"),
     ("bob", "room:create", {"name": "GENERAL"}, "conflict", "name"),
-    ("bob", "room:create", {"name": "Secret"}, "conflict", "name"),
     ("bob", "room:join", {"room": "general", "since": -1}, "invalid", "since"),
     ("bob", "room:join", {"room": "nowhere"}, "not_found", "room"),
     ("bob", "room:leave", {}, "invalid", "room"),

@@ -47,13 +47,13 @@ def store_messages(app, slug: str, author: str, count: int) -> list[int]:
 def test_rooms_list_shows_public_rooms_and_only_the_callers_private_ones(auth):
     alice, bob, carol = auth.socket("alice"), auth.socket("bob"), auth.socket("carol")
     call(alice, "room:create", {"name": "General"})
-    call(alice, "room:create", {"name": "Secret", "private": True})
-    call(bob, "room:create", {"name": "Bobs Den", "private": True})
+    secret = call(alice, "room:create", {"name": "Secret", "private": True})["room"]["slug"]
+    den = call(bob, "room:create", {"name": "Bobs Den", "private": True})["room"]["slug"]
     by_alice = {r["slug"] for r in call(alice, "rooms:list", {})["rooms"]}
     by_bob = {r["slug"] for r in call(bob, "rooms:list", {})["rooms"]}
     by_carol = {r["slug"] for r in call(carol, "rooms:list", {})["rooms"]}
-    assert by_alice == {"general", "secret"}
-    assert by_bob == {"general", "bobs-den"}
+    assert by_alice == {"general", secret}
+    assert by_bob == {"general", den}
     assert by_carol == {"general"}
 
 
@@ -208,11 +208,11 @@ def test_room_join_leaves_deleted_messages_out(auth):
 
 def test_a_member_of_a_private_room_may_join_it_and_an_outsider_may_not(app, auth):
     alice, bob, carol = auth.socket("alice"), auth.socket("bob"), auth.socket("carol")
-    call(alice, "room:create", {"name": "Secret", "private": True})
-    assert call(alice, "room:invite", {"room": "secret", "user": "bob"})["ok"]
-    assert joined(bob, "secret")["room"]["private"] is True
+    secret = call(alice, "room:create", {"name": "Secret", "private": True})["room"]["slug"]
+    assert call(alice, "room:invite", {"room": secret, "user": "bob"})["ok"]
+    assert joined(bob, secret)["room"]["private"] is True
     before = snapshot(app)
-    ack = call(carol, "room:join", {"room": "secret"})
+    ack = call(carol, "room:join", {"room": secret})
     assert ack["error"]["code"] == "not_found"
     assert snapshot(app) == before
 
@@ -222,8 +222,8 @@ def test_joining_an_unknown_room_answers_not_found(auth):
     ack = call(alice, "room:join", {"room": "nowhere"})
     assert ack["error"] == {"code": "not_found", "message": "no such room", "field": "room"}
     # A private room's answer is word for word the same: nothing to tell them apart.
-    call(auth.socket("bob"), "room:create", {"name": "Secret", "private": True})
-    assert call(alice, "room:join", {"room": "secret"})["error"] == ack["error"]
+    slug = call(auth.socket("bob"), "room:create", {"name": "Secret", "private": True})
+    assert call(alice, "room:join", {"room": slug["room"]["slug"]})["error"] == ack["error"]
 
 
 def test_joining_twice_keeps_one_membership_and_one_subscription(auth):
@@ -273,11 +273,11 @@ def test_room_leave_ends_membership_and_every_connection_of_the_caller_stops_rec
 
 def test_leaving_a_private_room_shuts_its_door(auth):
     alice, bob = auth.socket("alice"), auth.socket("bob")
-    call(alice, "room:create", {"name": "Secret", "private": True})
-    call(alice, "room:invite", {"room": "secret", "user": "bob"})
-    joined(bob, "secret")
-    assert call(bob, "room:leave", {"room": "secret"})["ok"]
-    assert call(bob, "room:join", {"room": "secret"})["error"]["code"] == "not_found"
+    secret = call(alice, "room:create", {"name": "Secret", "private": True})["room"]["slug"]
+    call(alice, "room:invite", {"room": secret, "user": "bob"})
+    joined(bob, secret)
+    assert call(bob, "room:leave", {"room": secret})["ok"]
+    assert call(bob, "room:join", {"room": secret})["error"]["code"] == "not_found"
     assert [r["slug"] for r in call(bob, "rooms:list")["rooms"]] == []
 
 
@@ -291,8 +291,8 @@ def test_leaving_a_room_one_is_not_a_member_of_changes_nothing(app, auth):
 
 def test_leaving_an_unknown_or_hidden_room_answers_not_found(auth):
     alice, bob = auth.socket("alice"), auth.socket("bob")
-    call(alice, "room:create", {"name": "Secret", "private": True})
-    assert call(bob, "room:leave", {"room": "secret"})["error"]["code"] == "not_found"
+    secret = call(alice, "room:create", {"name": "Secret", "private": True})["room"]["slug"]
+    assert call(bob, "room:leave", {"room": secret})["error"]["code"] == "not_found"
     assert call(bob, "room:leave", {"room": "nowhere"})["error"]["code"] == "not_found"
 
 
@@ -301,42 +301,42 @@ def test_leaving_an_unknown_or_hidden_room_answers_not_found(auth):
 def test_the_owner_invites_to_a_private_room_and_the_invitee_is_told(app, auth):
     alice, bob = auth.socket("alice"), auth.socket("bob")
     bob_tab = auth.socket("bob")
-    call(alice, "room:create", {"name": "Secret", "private": True})
-    assert call(alice, "room:invite", {"room": "secret", "user": "bob"}) == {"ok": True}
-    assert members_of(app, "secret") == ["alice", "bob"]
+    secret = call(alice, "room:create", {"name": "Secret", "private": True})["room"]["slug"]
+    assert call(alice, "room:invite", {"room": secret, "user": "bob"}) == {"ok": True}
+    assert members_of(app, secret) == ["alice", "bob"]
     for sock in (bob, bob_tab):
         [added] = received(sock, "room:added")
-        assert added["room"]["slug"] == "secret" and added["room"]["member_count"] == 2
+        assert added["room"]["slug"] == secret and added["room"]["member_count"] == 2
     assert received(alice, "room:added") == []
-    assert "secret" in [r["slug"] for r in call(bob, "rooms:list")["rooms"]]
+    assert secret in [r["slug"] for r in call(bob, "rooms:list")["rooms"]]
 
 
 def test_an_admin_member_who_is_not_the_owner_may_invite_to_a_private_room(app, auth):
     auth.create("root", admin=True)
     alice, root = auth.socket("alice"), auth.socket("root")
     auth.create("bob")
-    call(alice, "room:create", {"name": "Secret", "private": True})
-    call(alice, "room:invite", {"room": "secret", "user": "root"})
-    assert call(root, "room:invite", {"room": "secret", "user": "bob"}) == {"ok": True}
-    assert members_of(app, "secret") == ["alice", "bob", "root"]
+    secret = call(alice, "room:create", {"name": "Secret", "private": True})["room"]["slug"]
+    call(alice, "room:invite", {"room": secret, "user": "root"})
+    assert call(root, "room:invite", {"room": secret, "user": "bob"}) == {"ok": True}
+    assert members_of(app, secret) == ["alice", "bob", "root"]
 
 
 def test_a_plain_member_may_not_invite_to_a_private_room(app, auth):
     alice, bob = auth.socket("alice"), auth.socket("bob")
     auth.create("carol")
-    call(alice, "room:create", {"name": "Secret", "private": True})
-    call(alice, "room:invite", {"room": "secret", "user": "bob"})
+    secret = call(alice, "room:create", {"name": "Secret", "private": True})["room"]["slug"]
+    call(alice, "room:invite", {"room": secret, "user": "bob"})
     before = snapshot(app)
-    ack = call(bob, "room:invite", {"room": "secret", "user": "carol"})
+    ack = call(bob, "room:invite", {"room": secret, "user": "carol"})
     assert ack["error"]["code"] == "forbidden"
     assert snapshot(app) == before
 
 
 def test_an_outsider_inviting_to_a_private_room_gets_not_found(app, auth):
     alice, carol = auth.socket("alice"), auth.socket("carol")
-    call(alice, "room:create", {"name": "Secret", "private": True})
+    secret = call(alice, "room:create", {"name": "Secret", "private": True})["room"]["slug"]
     before = snapshot(app)
-    ack = call(carol, "room:invite", {"room": "secret", "user": "carol"})
+    ack = call(carol, "room:invite", {"room": secret, "user": "carol"})
     assert ack["error"]["code"] == "not_found" and ack["error"]["field"] == "room"
     assert snapshot(app) == before
 
@@ -354,20 +354,20 @@ def test_any_member_may_invite_to_a_public_room_but_not_an_outsider(app, auth):
 
 def test_inviting_an_unknown_user_answers_not_found(app, auth):
     alice = auth.socket("alice")
-    call(alice, "room:create", {"name": "Secret", "private": True})
-    ack = call(alice, "room:invite", {"room": "secret", "user": "nobody"})
+    secret = call(alice, "room:create", {"name": "Secret", "private": True})["room"]["slug"]
+    ack = call(alice, "room:invite", {"room": secret, "user": "nobody"})
     assert ack["error"]["code"] == "not_found" and ack["error"]["field"] == "user"
-    assert members_of(app, "secret") == ["alice"]
+    assert members_of(app, secret) == ["alice"]
 
 
 def test_inviting_a_member_again_changes_nothing_and_tells_no_one(app, auth):
     alice, bob = auth.socket("alice"), auth.socket("bob")
-    call(alice, "room:create", {"name": "Secret", "private": True})
-    call(alice, "room:invite", {"room": "secret", "user": "bob"})
+    secret = call(alice, "room:create", {"name": "Secret", "private": True})["room"]["slug"]
+    call(alice, "room:invite", {"room": secret, "user": "bob"})
     drain(bob)
-    assert call(alice, "room:invite", {"room": "secret", "user": "bob"}) == {"ok": True}
+    assert call(alice, "room:invite", {"room": secret, "user": "bob"}) == {"ok": True}
     assert received(bob) == []
-    assert members_of(app, "secret") == ["alice", "bob"]
+    assert members_of(app, secret) == ["alice", "bob"]
 
 
 # -- dm:open ----------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from app.extensions import db
 from app import models  # noqa: F401  (registers the tables on db.metadata)
@@ -16,14 +16,14 @@ from app import models  # noqa: F401  (registers the tables on db.metadata)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def flask_db_upgrade(database: Path) -> subprocess.CompletedProcess:
+def flask_db_upgrade(database: Path, revision: str = "head") -> subprocess.CompletedProcess:
     # A process of its own, as an operator runs it: Alembic's env.py
     # reconfigures logging, which must not leak into the rest of the suite.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PARLEY_", "REDIS_URL"))}
     env.update({"PARLEY_ENV": "development", "SECRET_KEY": "migration-test",
                 "DATABASE_URL": f"sqlite:///{database}"})
     flask = Path(sys.executable).with_name("flask")
-    return subprocess.run([str(flask), "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env,
+    return subprocess.run([str(flask), "--app", "wsgi", "db", "upgrade", revision], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -42,3 +42,41 @@ def test_flask_db_upgrade_on_an_empty_database_gives_the_models_schema(tmp_path)
     finally:
         engine.dispose()
 
+
+
+def test_the_dm_pair_migration_backfills_genuine_dms_and_names_the_others(tmp_path):
+    """A database from before issue 12: one genuine DM, one room:create room at a DM
+    address (mallory's trap, adopted by dm:open), one DM with a stranger in it."""
+    database = tmp_path / "old.sqlite3"
+    result = flask_db_upgrade(database, "c8e28f41a1aa")
+    assert result.returncode == 0, result.stderr
+    engine = create_engine(f"sqlite:///{database}")
+    try:
+        with engine.begin() as connection:
+            for user_id, name in ((1, "alice"), (2, "bob"), (3, "mallory"), (4, "carol")):
+                connection.execute(text(
+                    "INSERT INTO users (id, username, username_key, password_hash, is_admin,"
+                    " created_at, banned) VALUES (:id, :n, :n, 'x', 0, '2026-01-01', 0)"),
+                    {"id": user_id, "n": name})
+            for room_id, slug, is_dm, owner, members in (
+                    (1, "dm-1-2", 1, None, (1, 2)),
+                    (2, "dm-2-4", 0, 3, (2, 3, 4)),
+                    (3, "dm-1-4", 1, None, (1, 3, 4))):
+                connection.execute(text(
+                    "INSERT INTO rooms (id, slug, name, topic, private, is_dm, archived,"
+                    " owner_id, created_at) VALUES (:id, :slug, 'x', '', 1, :dm, 0, :owner,"
+                    " '2026-01-01')"), {"id": room_id, "slug": slug, "dm": is_dm,
+                                        "owner": owner})
+                for user_id in members:
+                    connection.execute(text(
+                        "INSERT INTO memberships (room_id, user_id, joined_at, last_read_id)"
+                        " VALUES (:r, :u, '2026-01-01', 0)"), {"r": room_id, "u": user_id})
+        result = flask_db_upgrade(database)
+        assert result.returncode == 0, result.stderr
+        assert "not genuine" in result.stderr and "dm-2-4, dm-1-4" in result.stderr
+        with engine.connect() as connection:
+            pairs = connection.execute(text(
+                "SELECT slug, dm_low_id, dm_high_id FROM rooms ORDER BY id")).all()
+        assert pairs == [("dm-1-2", 1, 2), ("dm-2-4", None, None), ("dm-1-4", None, None)]
+    finally:
+        engine.dispose()
