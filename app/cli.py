@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -18,6 +19,20 @@ from .services import users
 def ensure_schema() -> None:
     """Bring the database schema to the newest migration (creating it if empty)."""
     upgrade(directory=current_app.extensions["migrate"].directory)
+
+
+def _flask_command() -> str:
+    """How to run this same ``flask`` again, as the operator would type it.
+
+    ``make run`` uses the virtualenv's ``flask``, which is not on PATH: a
+    bare ``flask`` in a hint fails with "command not found". The path is
+    relative to the current directory when it lies under it.
+    """
+    flask = Path(sys.executable).with_name("flask")
+    try:
+        return str(flask.relative_to(Path.cwd()))
+    except ValueError:
+        return str(flask)
 
 
 def register(app) -> None:
@@ -42,8 +57,13 @@ def register(app) -> None:
         """Prepare the database; create a first admin if there is none, and say how to sign in."""
         ensure_schema()
         if db.session.execute(select(User.id).where(User.is_admin.is_(True))).first():
+            flask = _flask_command()
             click.echo("An admin account exists: sign in with it, or create one with\n"
-                       "  flask --app wsgi create-user NAME --password-stdin --admin")
+                       f"  printf '%s\\n' \"$PASSWORD\" | {flask} --app wsgi create-user NAME"
+                       " --password-stdin --admin\n"
+                       "or give a user a new password with\n"
+                       f"  printf '%s\\n' \"$PASSWORD\" | {flask} --app wsgi reset-password NAME"
+                       " --password-stdin")
             return
         password = secrets.token_urlsafe(12)
         users.create_user(username, password, is_admin=True)
