@@ -151,8 +151,9 @@ def _connection_count() -> int:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .web import admin, auth, chat, health
+    from .web import account, admin, auth, chat, health
 
+    app.register_blueprint(account.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(chat.bp)

@@ -1,4 +1,4 @@
-"""Command-line tools: ``flask --app wsgi create-user`` and ``ensure-admin``."""
+"""Command-line tools: ``flask --app wsgi create-user``, ``reset-password``, ``ensure-admin``..."""
 from __future__ import annotations
 
 import secrets
@@ -50,6 +50,20 @@ def register(app) -> None:
         except DomainError as exc:
             raise click.ClickException(exc.message) from None
         click.echo(f"created {'admin' if admin else 'user'} {user.username}")
+
+    @app.cli.command("reset-password")
+    @click.argument("username")
+    @click.option("--password-stdin", is_flag=True, required=True,
+                  help="Read the new password from standard input.")
+    def reset_password(username: str, password_stdin: bool) -> None:
+        """Give a user a new password (read from standard input); their sessions end."""
+        password = sys.stdin.readline().rstrip("\r\n")
+        try:
+            users.reset_password("cli", username, password)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"password reset for {users.get_user(username).username}; "
+                   "their sessions have ended")
 
     @app.cli.command("ensure-admin")
     @click.option("--username", default="admin", show_default=True)

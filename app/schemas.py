@@ -164,6 +164,13 @@ class Credentials(Payload):
     password: Annotated[str, Field(max_length=1024), Storable]
 
 
+class PasswordChange(Payload):
+    """The account page's change-password form."""
+
+    current_password: Annotated[str, Field(max_length=1024), Storable]
+    new_password: Annotated[str, Field(max_length=1024), Storable]
+
+
 P = TypeVar("P", bound=BaseModel)
 
 

@@ -151,6 +151,18 @@ def unban(actor: Actor, username: str) -> dict:
     return user_to_admin(target)
 
 
+def reset_password(actor: Actor, username: str) -> dict:
+    """A temporary password for someone who forgot theirs (``users.reset_password``).
+
+    Your own password is changed on the account page, with the current one.
+    """
+    target = users.get_user(username)
+    if target.id == actor.id:
+        raise Forbidden("change your own password on your account page", field="user")
+    password = users.reset_password(actor.username, target.username)
+    return {**user_to_admin(target, online=False), "temporary_password": password}
+
+
 def set_admin(actor: Actor, username: str, is_admin: bool) -> dict:
     """Promote or demote; a demoted admin's consoles are closed on every process."""
     target = users.get_user(username)

@@ -73,9 +73,9 @@ class AdminNamespace(Namespace):
         admins.remove(request.sid)
 
     def trigger_event(self, event, *args):
-        # "user:kick" is handled by on_user_kick; an unknown event still
-        # answers its ack.
-        name = (event or "").replace(":", "_")
+        # "user:kick" is handled by on_user_kick, "user:reset-password" by
+        # on_user_reset_password; an unknown event still answers its ack.
+        name = (event or "").replace(":", "_").replace("-", "_")
         # As on /public: "connect" and "disconnect" from a connected client
         # are events it sent, not the connection's lifecycle.
         reserved = name in ("connect", "disconnect") and self.server.manager.is_connected(
@@ -111,6 +111,14 @@ class AdminNamespace(Namespace):
     def on_user_unban(self, connection, payload):
         """``user:unban``: the user may sign in again."""
         return {"user": moderation.unban(connection.actor, payload.user)}
+
+    @admin_event(schemas.UserRef)
+    def on_user_reset_password(self, connection, payload):
+        """``user:reset-password``: a one-time temporary password for the user, in the ack only.
+
+        Every session of the user ends and their sockets close; audited.
+        """
+        return {"user": moderation.reset_password(connection.actor, payload.user)}
 
     @admin_event(schemas.UserRef)
     def on_user_promote(self, connection, payload):

@@ -177,7 +177,8 @@ function userRow(user) {
     actions.append(
       button("Kick", "kick"),
       user.banned ? button("Unban", "unban") : button("Ban", "ban", "button--danger"),
-      user.is_admin ? button("Demote", "demote") : button("Make admin", "promote"));
+      user.is_admin ? button("Demote", "demote") : button("Make admin", "promote"),
+      button("Reset password", "reset-password"));
   }
   return h("tr", { dataset: { username: user.username, banned: user.banned, online: user.online } },
     h("td", { class: "user-name" }, user.username), state, actions);
@@ -235,6 +236,21 @@ const userActions = {
               confirmLabel: "Remove rights" },
     send: () => call("user:demote", { user }),
   }),
+  "reset-password": (user) => ({
+    dialog: { title: `Reset ${user}'s password?`,
+              text: `${user} is signed out everywhere. You get a temporary password to hand over; ` +
+                    "they can change it on their account page.",
+              confirmLabel: "Reset password" },
+    send: () => call("user:reset-password", { user }),
+    done: (ack) => {
+      // Shown once, here only: the server keeps just its hash.
+      const notice = $("users-notice");
+      notice.replaceChildren(`Temporary password for ${user}: `,
+        h("code", { class: "mono", id: "temporary-password" }, ack.user.temporary_password),
+        ". Hand it over privately; it is not shown again.");
+      notice.hidden = false;
+    },
+  }),
 };
 
 userRows.addEventListener("click", async (event) => {
@@ -246,6 +262,8 @@ userRows.addEventListener("click", async (event) => {
   if (!fields) return;
   const ack = await action.send(fields);
   showError($("users-error"), ack);
+  $("users-notice").hidden = true;
+  if (ack.ok) action.done?.(ack);
   if (ack.ok) loadUsers();
 });
 
