@@ -87,7 +87,9 @@ def register(app) -> None:
     @app.cli.command("announce")
     @click.argument("body")
     @click.option("--room", default=None, help="Only this room's members (its slug).")
-    def announce(body: str, room: str | None) -> None:
+    @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+                  help="How long it stays current (default: until dismissed).")
+    def announce(body: str, room: str | None, minutes: float | None) -> None:
         """Send an announcement to every chat client (or one room's), through Redis."""
         from .services import Actor, moderation
 
@@ -96,7 +98,7 @@ def register(app) -> None:
                 "announce reaches the servers through Redis: set REDIS_URL (without it, "
                 "announce from the admin console)")
         try:
-            sent = moderation.announce(Actor(id=0, username="cli"), body, room)
+            sent = moderation.announce(Actor(id=0, username="cli"), body, room, minutes)
         except DomainError as exc:
             raise click.ClickException(exc.message) from None
         click.echo(f"announced to {sent['room'] or 'every room'}")

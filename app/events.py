@@ -51,26 +51,29 @@ def room_added(user_id: int, room: dict) -> None:
     socketio.emit("room:added", {"room": room}, namespace=PUBLIC, to=user_channel(user_id))
 
 
-def announcement(body: str, created_at: str, slug: str | None) -> None:
-    to = room_channel(slug) if slug else None
-    socketio.emit("announcement", {"body": body, "created_at": created_at, "room": slug},
-                  namespace=PUBLIC, to=to)
+def announcement(announcement: dict) -> None:
+    """``announcement`` to every ``/public`` client, or to its room's joined connections."""
+    to = room_channel(announcement["room"]) if announcement["room"] else None
+    socketio.emit("announcement", announcement, namespace=PUBLIC, to=to)
 
 
 def session_ended(token: str) -> None:
     bus.publish("close", {"session": token, "reason": "signed out"})
 
 
-def user_disconnect(user_id: int, reason: str, *, kicked: bool) -> int:
+def user_disconnect(user_id: int, reason: str, *, kicked: bool, ban: dict | None = None) -> int:
     """Close every ``/public`` connection of a user, on every process.
 
-    With ``kicked`` each gets ``kicked`` ``{"reason"}`` first. Returns how
-    many connections were closed in all.
+    With ``kicked`` each gets ``kicked`` ``{"reason"}`` first, plus
+    ``{"banned": true, "until"}`` given a ``ban``. Returns how many
+    connections were closed in all.
     """
     from .services.cluster import live_processes
 
-    return bus.gather("close", {"user_id": user_id, "reason": reason, "kicked": kicked},
-                      peers=len(live_processes()) - 1)
+    payload = {"user_id": user_id, "reason": reason, "kicked": kicked}
+    if ban is not None:
+        payload["ban"] = {"banned": True, "until": ban["until"]}
+    return bus.gather("close", payload, peers=len(live_processes()) - 1)
 
 
 def member_left(user_id: int, slug: str) -> None:

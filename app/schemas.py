@@ -137,6 +137,9 @@ class UserBan(UserKick):
 class Announce(Payload):
     body: Text
     room: RoomSlug | None = None
+    # How long it stays current (whole or fractional minutes); absent: until
+    # someone dismisses it in their browser.
+    minutes: Annotated[float, Field(gt=0, le=BAN_MAX_MINUTES)] | None = None
 
 
 class RoomArchive(RoomRef):

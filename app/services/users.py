@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from datetime import timezone
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from .. import events
 from ..errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from ..extensions import db
-from ..models import LoginSession, User, utcnow
+from ..models import LoginSession, User, isoformat, utcnow
 from . import audit
 from .threads import offload
 
@@ -76,6 +77,24 @@ def create_user(username: str, password: str, *, is_admin: bool = False) -> User
     return user
 
 
+def ban_notice(user: User) -> dict:
+    """What a banned user is told (sign-in page, connect refusal, ``kicked``): until when, and why."""
+    until = isoformat(user.banned_until) if user.banned_until else None
+    return {"banned": True, "until": until, "reason": user.ban_reason or ""}
+
+
+def ban_message(user: User) -> str:
+    """``ban_notice`` as one sentence, for pages and errors that carry only a message."""
+    if user.banned_until is None:
+        text = "this account is banned until an admin lifts the ban"
+    else:
+        until = user.banned_until
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=timezone.utc)
+        text = f"this account is banned until {until.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    return f"{text}: {user.ban_reason}" if user.ban_reason else text
+
+
 def authenticate(username: str, password: str) -> User:
     """The user with these credentials, or ``Unauthenticated``/``Forbidden``."""
     global _dummy_hash
@@ -93,7 +112,7 @@ def authenticate(username: str, password: str) -> User:
         audit.failed_sign_in(username)
         raise Unauthenticated("wrong username or password")
     if user.is_banned():
-        raise Forbidden("this account is banned")
+        raise Forbidden(ban_message(user))
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = offload(hasher.hash, password)
         db.session.commit()

@@ -160,7 +160,7 @@ class AdminNamespace(Namespace):
     def on_announce(self, connection, payload):
         """``announce``: ``/public`` clients (all, or the room's) get ``announcement``."""
         return {"announcement": moderation.announce(connection.actor, payload.body,
-                                                    payload.room)}
+                                                    payload.room, payload.minutes)}
 
     @admin_event(schemas.AuditHistory)
     def on_audit_list(self, connection, payload):

@@ -12,7 +12,7 @@ from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_r
 
 from .. import bus, events, schemas
 from ..extensions import db, socketio
-from ..services import Actor, messages, rooms
+from ..services import Actor, messages, moderation, rooms, users
 from ..services.presence import store as presence
 from ..services.ratelimit import report
 from .connections import Connection, registry
@@ -36,7 +36,8 @@ class PublicNamespace(Namespace):
             if not current_user.is_authenticated:
                 raise ConnectionRefusedError("not signed in", {"code": "unauthenticated"})
             if current_user.is_banned():
-                raise ConnectionRefusedError("this account is banned", {"code": "forbidden"})
+                raise ConnectionRefusedError(users.ban_message(current_user),
+                                             {"code": "forbidden", **users.ban_notice(current_user)})
             address = request.remote_addr or ""
             _check_connection_caps(current_user, address)
             current_app.extensions["parley_start"]()
@@ -79,6 +80,15 @@ class PublicNamespace(Namespace):
     def on_rooms_list(self, connection, payload):
         """``rooms:list`` from a client; the ack lists public rooms and the caller's private ones."""
         return {"rooms": rooms.list_rooms(connection.actor)}
+
+    @acked(schemas.Empty)
+    def on_announcements_list(self, connection, payload):
+        """``announcements:list``: the announcements still current for the caller, newest last.
+
+        The chat UI asks on every connect, so an announcement made while it
+        was away (or before a reload) still shows.
+        """
+        return {"announcements": moderation.current_announcements(connection.actor.id)}
 
     @acked(schemas.RoomCreate)
     def on_room_create(self, connection, payload):
@@ -224,7 +234,8 @@ def _close_connections(payload: dict) -> int:
         targets = registry.of_user(payload["user_id"])
     for connection in targets:
         if payload.get("kicked"):
-            socketio.emit("kicked", {"reason": payload.get("reason") or ""},
+            socketio.emit("kicked", {"reason": payload.get("reason") or "",
+                                     **payload.get("ban", {})},
                           namespace=events.PUBLIC, to=connection.sid)
         socketio.server.disconnect(connection.sid, namespace=events.PUBLIC)
     return len(targets)

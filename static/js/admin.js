@@ -389,10 +389,13 @@ $("announce-form").addEventListener("submit", async (event) => {
   const fields = await confirmAction({ title: "Send this announcement?", text: `It reaches ${audience} now.`,
                                        confirmLabel: "Send" });
   if (!fields) return;
-  const ack = await call("announce", room ? { body: text, room } : { body: text });
+  const minutes = $("announce-minutes").value;
+  const ack = await call("announce", { body: text, ...(room ? { room } : {}),
+                                       ...(minutes ? { minutes: Number(minutes) } : {}) });
   showError($("announce-error"), ack);
   if (!ack.ok) return;
   $("announce-body").value = "";
+  $("announce-minutes").value = "";
   $("announce-sent").textContent = `Sent to ${room || "every room"} at ${when(ack.announcement.created_at)}.`;
 });
 

@@ -315,7 +315,8 @@ def test_ban_closes_the_users_connections_and_keeps_them_out(app, auth, console)
     ack = acall(console, "user:ban", {"user": "bob", "reason": "spam"})
     assert ack["ok"] and ack["disconnected"] == 2
     assert ack["user"]["banned"] is True and ack["user"]["banned_until"] is None
-    assert received_before_close(bob, "kicked") == [{"reason": "spam"}]
+    assert received_before_close(bob, "kicked") == [{"reason": "spam", "banned": True,
+                                                     "until": None}]
     assert not bob.is_connected("/public") and not bob_tab.is_connected("/public")
     # The old cookie no longer signs in a socket, and signing in again is refused.
     assert bob.connect("/public") is None and not bob.is_connected("/public")
@@ -468,9 +469,10 @@ def test_a_room_announcement_reaches_only_that_rooms_connections(auth, console):
     carol = chat(auth, "carol", "random")
     ack = acall(console, "announce", {"body": "General: be kind", "room": "general"})
     assert ack["ok"]
-    assert received(bob, "announcement") == [{"body": "General: be kind",
+    assert received(bob, "announcement") == [{"id": ack["announcement"]["id"],
+                                              "body": "General: be kind",
                                               "created_at": ack["announcement"]["created_at"],
-                                              "room": "general"}]
+                                              "room": "general", "expires_at": None}]
     assert received(carol, "announcement") == []
 
 
