@@ -90,6 +90,9 @@ def post_worker_init(worker):
     start = getattr(worker.wsgi, "extensions", {}).get("parley_start")
     if start is not None:
         start()
+    stopping = getattr(worker.wsgi, "extensions", {}).get("parley_stopping")
+    if stopping is not None:
+        _on_sigterm(worker, stopping)
     if not _truthy("GC_NO_FREEZE"):
         # Everything loaded so far (Flask, SQLAlchemy, the app) lives as long
         # as the worker: move it out of the garbage collector's generations,
@@ -97,6 +100,49 @@ def post_worker_init(worker):
         # stop walking it (shorter pauses, less CPU; docs/performance.md).
         gc.collect()
         gc.freeze()
+
+
+def _on_sigterm(worker, app_stopping):
+    """On the worker's SIGTERM, move its clients at once, then let it exit.
+
+    gunicorn's own handler (``handle_exit``) only clears ``worker.alive``: the
+    run loop then closes the listeners and waits up to ``graceful_timeout``
+    for open connections to end, and a WebSocket (or an idle kept-alive
+    connection) never ends on its own. ``app_stopping``
+    (app/sockets/shutdown.py) answers 503 from now on, cuts the clients'
+    transports so they reconnect elsewhere, and returns once the requests in
+    flight are done; then the idle connections are dropped, the pool is
+    empty and the run loop returns. A greenlet, because a signal handler must
+    not block. SIGINT/SIGQUIT (a quick stop) exit at once and need nothing.
+    """
+    import signal
+
+    import gevent
+
+    servers = []
+    serving = worker.server_class
+
+    class RecordedServer(serving):
+        # The worker's run loop keeps its servers to itself: remember them
+        # to drop their idle connections.
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            servers.append(self)
+
+    worker.server_class = RecordedServer
+
+    def stop():
+        app_stopping(worker.sockets, drain_timeout=worker.cfg.graceful_timeout)
+        for server in servers:
+            server.stop(timeout=0)
+
+    def handle_exit(sig, frame):
+        worker.handle_exit(sig, frame)
+        gevent.spawn(stop)
+
+    signal.signal(signal.SIGTERM, handle_exit)
+    # As gunicorn sets it: SIGTERM must not interrupt system calls.
+    signal.siginterrupt(signal.SIGTERM, False)
 
 
 def post_fork(server, worker):

@@ -29,7 +29,21 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_namespaces(app)
     register_commands(app)
     trust_proxies(app)
+    prepare_stopping(app)
     return app
+
+
+def prepare_stopping(app: Flask) -> None:
+    """On SIGTERM, move the clients elsewhere at once (app/sockets/shutdown.py).
+
+    gunicorn.conf.py calls ``parley_stopping`` from the worker's SIGTERM
+    handler; the gate answers ``503`` from then on. Outermost, so that it
+    comes before the proxy fix and Socket.IO's middleware.
+    """
+    from .sockets import shutdown
+
+    app.wsgi_app = shutdown.StoppingGate(app.wsgi_app)
+    app.extensions["parley_stopping"] = shutdown.begin
 
 
 def trust_proxies(app: Flask) -> None:
@@ -168,8 +182,9 @@ def _connection_count() -> int:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .web import admin, auth, chat, health
+    from .web import account, admin, auth, chat, health
 
+    app.register_blueprint(account.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(chat.bp)

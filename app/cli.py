@@ -1,8 +1,9 @@
-"""Command-line tools: ``flask --app wsgi create-user``, ``ensure-admin``, ``check-rooms``..."""
+"""Command-line tools: ``flask --app wsgi create-user``, ``reset-password``, ``ensure-admin``, ``check-rooms``..."""
 from __future__ import annotations
 
 import secrets
 import sys
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -18,6 +19,20 @@ from .services import users
 def ensure_schema() -> None:
     """Bring the database schema to the newest migration (creating it if empty)."""
     upgrade(directory=current_app.extensions["migrate"].directory)
+
+
+def _flask_command() -> str:
+    """How to run this same ``flask`` again, as the operator would type it.
+
+    ``make run`` uses the virtualenv's ``flask``, which is not on PATH: a
+    bare ``flask`` in a hint fails with "command not found". The path is
+    relative to the current directory when it lies under it.
+    """
+    flask = Path(sys.executable).with_name("flask")
+    try:
+        return str(flask.relative_to(Path.cwd()))
+    except ValueError:
+        return str(flask)
 
 
 def register(app) -> None:
@@ -36,14 +51,33 @@ def register(app) -> None:
             raise click.ClickException(exc.message) from None
         click.echo(f"created {'admin' if admin else 'user'} {user.username}")
 
+    @app.cli.command("reset-password")
+    @click.argument("username")
+    @click.option("--password-stdin", is_flag=True, required=True,
+                  help="Read the new password from standard input.")
+    def reset_password(username: str, password_stdin: bool) -> None:
+        """Give a user a new password (read from standard input); their sessions end."""
+        password = sys.stdin.readline().rstrip("\r\n")
+        try:
+            users.reset_password("cli", username, password)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"password reset for {users.get_user(username).username}; "
+                   "their sessions have ended")
+
     @app.cli.command("ensure-admin")
     @click.option("--username", default="admin", show_default=True)
     def ensure_admin(username: str) -> None:
         """Prepare the database; create a first admin if there is none, and say how to sign in."""
         ensure_schema()
         if db.session.execute(select(User.id).where(User.is_admin.is_(True))).first():
+            flask = _flask_command()
             click.echo("An admin account exists: sign in with it, or create one with\n"
-                       "  flask --app wsgi create-user NAME --password-stdin --admin")
+                       f"  printf '%s\\n' \"$PASSWORD\" | {flask} --app wsgi create-user NAME"
+                       " --password-stdin --admin\n"
+                       "or give a user a new password with\n"
+                       f"  printf '%s\\n' \"$PASSWORD\" | {flask} --app wsgi reset-password NAME"
+                       " --password-stdin")
             return
         password = secrets.token_urlsafe(12)
         users.create_user(username, password, is_admin=True)
@@ -53,7 +87,9 @@ def register(app) -> None:
     @app.cli.command("announce")
     @click.argument("body")
     @click.option("--room", default=None, help="Only this room's members (its slug).")
-    def announce(body: str, room: str | None) -> None:
+    @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+                  help="How long it stays current (default: until dismissed).")
+    def announce(body: str, room: str | None, minutes: float | None) -> None:
         """Send an announcement to every chat client (or one room's), through Redis."""
         from .services import Actor, moderation
 
@@ -62,7 +98,7 @@ def register(app) -> None:
                 "announce reaches the servers through Redis: set REDIS_URL (without it, "
                 "announce from the admin console)")
         try:
-            sent = moderation.announce(Actor(id=0, username="cli"), body, room)
+            sent = moderation.announce(Actor(id=0, username="cli"), body, room, minutes)
         except DomainError as exc:
             raise click.ClickException(exc.message) from None
         click.echo(f"announced to {sent['room'] or 'every room'}")

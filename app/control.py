@@ -17,14 +17,17 @@ class CloseConnections:
     """Close ``/public`` connections: one sign-in session's, or every one of a user.
 
     Sent by sign-out (``session``), kick and ban (``user_id``, ``kicked``:
-    each connection gets ``kicked`` ``{"reason"}`` first). Handlers answer how
-    many connections they closed.
+    each connection gets ``kicked`` ``{"reason"}`` first; a ban adds
+    ``banned`` and ``ban_until``, an ISO time or None for "until lifted").
+    Handlers answer how many connections they closed.
     """
 
     reason: str
     session: str | None = None
     user_id: int | None = None
     kicked: bool = False
+    banned: bool = False
+    ban_until: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

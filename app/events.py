@@ -51,30 +51,36 @@ def room_added(user_id: int, room: dict) -> None:
     socketio.emit("room:added", {"room": room}, namespace=PUBLIC, to=user_channel(user_id))
 
 
-def kicked(sid: str, reason: str) -> None:
-    """Tell one connection why it is being closed, just before it is."""
-    socketio.emit("kicked", {"reason": reason or ""}, namespace=PUBLIC, to=sid)
+def kicked(sid: str, reason: str, ban: dict | None = None) -> None:
+    """Tell one connection why it is being closed, just before it is.
+
+    A ban adds ``"banned": true`` and ``"until"`` (null: until lifted).
+    """
+    socketio.emit("kicked", {"reason": reason or "", **(ban or {})}, namespace=PUBLIC, to=sid)
 
 
-def announcement(body: str, created_at: str, slug: str | None) -> None:
-    to = room_channel(slug) if slug else None
-    socketio.emit("announcement", {"body": body, "created_at": created_at, "room": slug},
-                  namespace=PUBLIC, to=to)
+def announcement(announcement: dict) -> None:
+    """``announcement`` to every ``/public`` client, or to its room's joined connections."""
+    to = room_channel(announcement["room"]) if announcement["room"] else None
+    socketio.emit("announcement", announcement, namespace=PUBLIC, to=to)
 
 
 def session_ended(token: str) -> None:
     bus.publish(control.CloseConnections(reason="signed out", session=token))
 
 
-def user_disconnect(user_id: int, reason: str, *, kicked: bool) -> int:
+def user_disconnect(user_id: int, reason: str, *, kicked: bool, ban: dict | None = None) -> int:
     """Close every ``/public`` connection of a user, on every process.
 
-    With ``kicked`` each gets ``kicked`` ``{"reason"}`` first. Returns how
-    many connections were closed in all.
+    With ``kicked`` each gets ``kicked`` ``{"reason"}`` first, plus
+    ``{"banned": true, "until"}`` given a ``ban``. Returns how many
+    connections were closed in all.
     """
     from .services.cluster import live_processes
 
-    return bus.gather(control.CloseConnections(reason=reason, user_id=user_id, kicked=kicked),
+    ban_fields = {"banned": True, "ban_until": ban["until"]} if ban is not None else {}
+    return bus.gather(control.CloseConnections(reason=reason, user_id=user_id, kicked=kicked,
+                                               **ban_fields),
                       peers=len(live_processes()) - 1)
 
 

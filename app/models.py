@@ -1,5 +1,5 @@
 """The chat's stored state: users and their sign-in sessions, rooms,
-memberships, messages, and the moderators' audit log."""
+memberships, messages, announcements, and the moderators' audit log."""
 from __future__ import annotations
 
 import secrets
@@ -141,6 +141,24 @@ class Message(db.Model):
     edited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Announcement(db.Model):
+    """An admin's announcement, kept so that it reaches people who were offline.
+
+    Shown to every ``/public`` client (or one room's members) while it is
+    current: until ``expires_at``, or for good when that is empty.
+    """
+
+    __tablename__ = "announcements"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    body: Mapped[str] = mapped_column(Text)
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                 index=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AuditEntry(db.Model):

@@ -144,6 +144,9 @@ class UserBan(UserKick):
 class Announce(Payload):
     body: Text
     room: RoomSlug | None = None
+    # How long it stays current (whole or fractional minutes); absent: until
+    # someone dismisses it in their browser.
+    minutes: Annotated[float, Field(gt=0, le=BAN_MAX_MINUTES)] | None = None
 
 
 class RoomArchive(RoomRef):
@@ -171,6 +174,13 @@ class Credentials(Payload):
 
     username: Annotated[str, Field(max_length=200), Storable]
     password: Annotated[str, Field(max_length=1024), Storable]
+
+
+class PasswordChange(Payload):
+    """The account page's change-password form."""
+
+    current_password: Annotated[str, Field(max_length=1024), Storable]
+    new_password: Annotated[str, Field(max_length=1024), Storable]
 
 
 P = TypeVar("P", bound=BaseModel)

@@ -297,7 +297,8 @@ def _close_connections(message: control.CloseConnections) -> int:
         targets = live.public.of_user(message.user_id)
     for connection in targets:
         if message.kicked:
-            events.kicked(connection.sid, message.reason)
+            ban = {"banned": True, "until": message.ban_until} if message.banned else None
+            events.kicked(connection.sid, message.reason, ban)
         socketio.server.disconnect(connection.sid, namespace=events.PUBLIC)
     return len(targets)
 

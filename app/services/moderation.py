@@ -17,7 +17,8 @@ from sqlalchemy import func, or_, select
 from .. import events
 from ..errors import Conflict, Forbidden, NotFound, Unauthenticated
 from ..extensions import db
-from ..models import LoginSession, Membership, Message, Room, User, isoformat, utcnow
+from ..models import (Announcement, LoginSession, Membership, Message, Room, User, isoformat,
+                      utcnow)
 from . import Actor, audit, messages, users
 from .connections import live
 from .rooms import room_to_public
@@ -135,7 +136,8 @@ def ban(actor: Actor, username: str, reason: str = "",
     log.info("user banned id=%s until=%s", target.id, target.banned_until)
     span = f"for {_minutes(minutes)}" if minutes else "until unbanned"
     audit.record(actor.username, "user:ban", target.username, _with_reason(span, reason))
-    closed = events.user_disconnect(target.id, reason or "banned", kicked=True)
+    closed = events.user_disconnect(target.id, reason or "banned", kicked=True,
+                                    ban=users.ban_notice(target))
     return user_to_admin(target, online=False), closed
 
 
@@ -149,6 +151,18 @@ def unban(actor: Actor, username: str) -> dict:
         if was_in_force:
             audit.record(actor.username, "user:unban", target.username)
     return user_to_admin(target)
+
+
+def reset_password(actor: Actor, username: str) -> dict:
+    """A temporary password for someone who forgot theirs (``users.reset_password``).
+
+    Your own password is changed on the account page, with the current one.
+    """
+    target = users.get_user(username)
+    if target.id == actor.id:
+        raise Forbidden("change your own password on your account page", field="user")
+    password = users.reset_password(actor.username, target.username)
+    return {**user_to_admin(target, online=False), "temporary_password": password}
 
 
 def set_admin(actor: Actor, username: str, is_admin: bool) -> dict:
@@ -206,16 +220,53 @@ def delete_message(actor: Actor, message_id: int) -> None:
                  f"message {message_id} by {row.username}: {_excerpt(row.body)}")
 
 
-def announce(actor: Actor, body: str, slug: str | None = None) -> dict:
-    """Send ``announcement`` to every ``/public`` client, or to one room's."""
+def announce(actor: Actor, body: str, slug: str | None = None,
+             minutes: float | None = None) -> dict:
+    """Keep an announcement and send ``announcement`` to every ``/public`` client, or one room's.
+
+    It stays current for ``minutes`` (for good without): clients that connect
+    meanwhile get it in ``announcements`` (``current_announcements``).
+    """
     body = messages.check_body(body)
-    if slug is not None:
-        slug = _room(slug).slug
-    announcement = {"body": body, "created_at": isoformat(utcnow()), "room": slug}
-    audit.record(actor.username, "announce", slug or "",
-                 f"{'to ' + slug if slug else 'to every room'}: {_excerpt(body)}")
-    events.announcement(body, announcement["created_at"], slug)
+    room = _room(slug) if slug is not None else None
+    now = utcnow()
+    row = Announcement(body=body, room_id=room.id if room else None, created_by=actor.username,
+                       created_at=now,
+                       expires_at=now + timedelta(minutes=minutes) if minutes else None)
+    db.session.add(row)
+    db.session.commit()
+    announcement = announcement_to_public(row, room.slug if room else None)
+    span = f", for {_minutes(minutes)}" if minutes else ""
+    audit.record(actor.username, "announce", room.slug if room else "",
+                 f"{'to ' + room.slug if room else 'to every room'}{span}: {_excerpt(body)}")
+    events.announcement(announcement)
     return announcement
+
+
+def announcement_to_public(row: Announcement, slug: str | None) -> dict:
+    return {"id": row.id, "body": row.body, "created_at": isoformat(row.created_at),
+            "room": slug, "expires_at": isoformat(row.expires_at)}
+
+
+# Enough for a banner: the UI shows at most three at once.
+CURRENT_ANNOUNCEMENTS_LIMIT = 3
+
+
+def current_announcements(user_id: int) -> list[dict]:
+    """The announcements still current for this user: to everyone or to a room of theirs.
+
+    Newest last, at most ``CURRENT_ANNOUNCEMENTS_LIMIT``. One indexed query,
+    run once per ``/public`` connection.
+    """
+    now = utcnow()
+    mine = select(Membership.room_id).where(Membership.user_id == user_id)
+    rows = db.session.execute(
+        select(Announcement, Room.slug).outerjoin(Room, Room.id == Announcement.room_id)
+        .where(or_(Announcement.expires_at.is_(None), Announcement.expires_at > now),
+               or_(Announcement.room_id.is_(None), Announcement.room_id.in_(mine)))
+        .order_by(Announcement.created_at.desc(), Announcement.id.desc())
+        .limit(CURRENT_ANNOUNCEMENTS_LIMIT)).all()
+    return [announcement_to_public(row, slug) for row, slug in reversed(rows)]
 
 
 # -- rooms ----------------------------------------------------------------------

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
+from datetime import timezone
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -12,7 +14,7 @@ from sqlalchemy import select
 from .. import events
 from ..errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from ..extensions import db
-from ..models import LoginSession, User, utcnow
+from ..models import LoginSession, User, isoformat, utcnow
 from . import audit
 from .threads import offload
 
@@ -101,6 +103,24 @@ def search(prefix: str, limit: int | None = None) -> list[dict]:
     return [user.to_public() for user in rows]
 
 
+def ban_notice(user: User) -> dict:
+    """What a banned user is told (sign-in page, connect refusal, ``kicked``): until when, and why."""
+    until = isoformat(user.banned_until) if user.banned_until else None
+    return {"banned": True, "until": until, "reason": user.ban_reason or ""}
+
+
+def ban_message(user: User) -> str:
+    """``ban_notice`` as one sentence, for pages and errors that carry only a message."""
+    if user.banned_until is None:
+        text = "this account is banned until an admin lifts the ban"
+    else:
+        until = user.banned_until
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=timezone.utc)
+        text = f"this account is banned until {until.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    return f"{text}: {user.ban_reason}" if user.ban_reason else text
+
+
 def authenticate(username: str, password: str) -> User:
     """The user with these credentials, or ``Unauthenticated``/``Forbidden``."""
     global _dummy_hash
@@ -118,7 +138,7 @@ def authenticate(username: str, password: str) -> User:
         audit.failed_sign_in(username)
         raise Unauthenticated("wrong username or password")
     if user.is_banned():
-        raise Forbidden("this account is banned")
+        raise Forbidden(ban_message(user))
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = offload(hasher.hash, password)
         db.session.commit()
@@ -160,6 +180,54 @@ def end_session(token: str) -> None:
     login_session.revoked_at = utcnow()
     db.session.commit()
     events.session_ended(token)
+
+
+def set_password(user: User, password: str, *, keep_session: str | None = None) -> int:
+    """The one way a password changes (self-service, console, CLI).
+
+    The rules are ``check_password``'s. Every sign-in session of the user
+    but ``keep_session`` ends, and their live sockets close on every
+    process. Returns how many sessions ended.
+    """
+    password = check_password(password)
+    user.password_hash = offload(_hasher().hash, password)
+    ended = [login_session.token for login_session in db.session.execute(
+        select(LoginSession).where(LoginSession.user_id == user.id,
+                                   LoginSession.revoked_at.is_(None))).scalars()
+             if login_session.token != keep_session]
+    now = utcnow()
+    for token in ended:
+        db.session.get(LoginSession, token).revoked_at = now
+    db.session.commit()
+    log.info("password set user=%s sessions_ended=%s", user.id, len(ended))
+    for token in ended:
+        events.session_ended(token)
+    return len(ended)
+
+
+def change_password(user: User, current_password: str, new_password: str,
+                    keep_session: str) -> int:
+    """The user's own change: the current password first; this session stays signed in."""
+    if not _verify(_hasher(), user.password_hash, current_password):
+        raise Invalid("the current password is wrong", field="current_password")
+    if current_password == new_password:
+        raise Invalid("the new password is the current one", field="new_password")
+    return set_password(user, new_password, keep_session=keep_session)
+
+
+def reset_password(actor_name: str, username: str, password: str | None = None) -> str:
+    """An admin's (or the operator's) reset of someone's forgotten password.
+
+    Without ``password`` a one-time temporary one is made up and returned
+    (shown once to whoever reset it, to hand over). Every session of the user
+    ends. Audited.
+    """
+    target = get_user(username)
+    password = password if password is not None else secrets.token_urlsafe(12)
+    ended = set_password(target, password)
+    audit.record(actor_name, "user:reset-password", target.username,
+                 f"{ended} session{'s' if ended != 1 else ''} ended")
+    return password
 
 
 def end_all_sessions(user: User) -> None:

@@ -76,6 +76,14 @@ class AdminNamespace(ChatNamespace):
         return {"user": moderation.unban(connection.actor, payload.user)}
 
     @admin_event(schemas.UserRef)
+    def on_user_reset_password(self, connection, payload):
+        """``user:reset-password``: a one-time temporary password for the user, in the ack only.
+
+        Every session of the user ends and their sockets close; audited.
+        """
+        return {"user": moderation.reset_password(connection.actor, payload.user)}
+
+    @admin_event(schemas.UserRef)
     def on_user_promote(self, connection, payload):
         """``user:promote``: the user becomes an admin."""
         return {"user": moderation.set_admin(connection.actor, payload.user, True)}
@@ -119,7 +127,7 @@ class AdminNamespace(ChatNamespace):
     def on_announce(self, connection, payload):
         """``announce``: ``/public`` clients (all, or the room's) get ``announcement``."""
         return {"announcement": moderation.announce(connection.actor, payload.body,
-                                                    payload.room)}
+                                                    payload.room, payload.minutes)}
 
     @admin_event(schemas.AuditHistory)
     def on_audit_list(self, connection, payload):

@@ -12,8 +12,9 @@ from flask_login import current_user
 # only its arguments reach the client's ``connect_error`` as ``data``.
 from flask_socketio import ConnectionRefusedError, Namespace
 
-from ..errors import DomainError, Forbidden, Unauthenticated
+from ..errors import DomainError, Unauthenticated
 from ..extensions import db
+from ..services import users
 
 # The longest event name quoted back in an "unknown event" error.
 _NAME_ECHO = 64
@@ -38,14 +39,16 @@ class ChatNamespace(Namespace):
         """A client connects with its session cookie.
 
         Refused (``connect_error`` with ``data.code``) when signed out or
-        banned, or by ``admit``. The database session is returned to the
-        pool either way (Flask's teardown does not run for socket events).
+        banned (``forbidden``, with ``data.banned``, ``until`` and ``reason``),
+        or by ``admit``. The database session is returned to the pool either
+        way (Flask's teardown does not run for socket events).
         """
         try:
             if not current_user.is_authenticated:
                 raise Unauthenticated("not signed in")
             if current_user.is_banned():
-                raise Forbidden("this account is banned")
+                raise ConnectionRefusedError(users.ban_message(current_user),
+                                             {"code": "forbidden", **users.ban_notice(current_user)})
             self.admit(current_user, auth)
         except DomainError as exc:
             db.session.rollback()
@@ -57,11 +60,12 @@ class ChatNamespace(Namespace):
         raise NotImplementedError
 
     def trigger_event(self, event, *args):
-        # Events are named "room:join"; their handlers on_room_join. An event
+        # Events are named "room:join" or "user:reset-password"; their
+        # handlers on_room_join and on_user_reset_password. An event
         # with no handler still answers its ack, instead of leaving the
         # client waiting. A name that is not text (a client may send any
         # JSON: a number, null, an object) names no handler.
-        name = event.replace(":", "_") if isinstance(event, str) else ""
+        name = event.replace(":", "_").replace("-", "_") if isinstance(event, str) else ""
         # "connect" and "disconnect" come from python-socketio while the
         # connection is half-open or half-closed; a connected client sending
         # an event of that name must not re-register or unregister itself.

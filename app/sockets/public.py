@@ -7,9 +7,9 @@ from flask import current_app, request
 from flask_socketio import join_room
 
 from .. import events, schemas
-from ..services import Actor, messages, rooms, users
-from ..services.ratelimit import limits
+from ..services import Actor, messages, moderation, rooms, users
 from ..services.connections import Connection, live
+from ..services.ratelimit import limits
 from .base import ChatNamespace
 from .edge import acked
 
@@ -39,6 +39,15 @@ class PublicNamespace(ChatNamespace):
     def on_rooms_list(self, connection, payload):
         """``rooms:list`` from a client; the ack lists public rooms and the caller's private ones."""
         return {"rooms": rooms.list_rooms(connection.actor)}
+
+    @acked(schemas.Empty)
+    def on_announcements_list(self, connection, payload):
+        """``announcements:list``: the announcements still current for the caller, newest last.
+
+        The chat UI asks on every connect, so an announcement made while it
+        was away (or before a reload) still shows.
+        """
+        return {"announcements": moderation.current_announcements(connection.actor.id)}
 
     @acked(schemas.RoomCreate)
     def on_room_create(self, connection, payload):

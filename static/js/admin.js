@@ -181,7 +181,8 @@ function userRow(user) {
     actions.append(
       button("Kick", "kick"),
       user.banned ? button("Unban", "unban") : button("Ban", "ban", "button--danger"),
-      user.is_admin ? button("Demote", "demote") : button("Make admin", "promote"));
+      user.is_admin ? button("Demote", "demote") : button("Make admin", "promote"),
+      button("Reset password", "reset-password"));
   }
   return h("tr", { dataset: { username: user.username, banned: user.banned, online: user.online } },
     h("td", { class: "user-name" }, user.username), state, actions);
@@ -239,6 +240,21 @@ const userActions = {
               confirmLabel: "Remove rights" },
     send: () => call("user:demote", { user }),
   }),
+  "reset-password": (user) => ({
+    dialog: { title: `Reset ${user}'s password?`,
+              text: `${user} is signed out everywhere. You get a temporary password to hand over; ` +
+                    "they can change it on their account page.",
+              confirmLabel: "Reset password" },
+    send: () => call("user:reset-password", { user }),
+    done: (ack) => {
+      // Shown once, here only: the server keeps just its hash.
+      const notice = $("users-notice");
+      notice.replaceChildren(`Temporary password for ${user}: `,
+        h("code", { class: "mono", id: "temporary-password" }, ack.user.temporary_password),
+        ". Hand it over privately; it is not shown again.");
+      notice.hidden = false;
+    },
+  }),
 };
 
 userRows.addEventListener("click", async (event) => {
@@ -250,6 +266,8 @@ userRows.addEventListener("click", async (event) => {
   if (!fields) return;
   const ack = await action.send(fields);
   showError($("users-error"), ack);
+  $("users-notice").hidden = true;
+  if (ack.ok) action.done?.(ack);
   if (ack.ok) loadUsers();
 });
 
@@ -398,10 +416,13 @@ $("announce-form").addEventListener("submit", async (event) => {
   const fields = await confirmAction({ title: "Send this announcement?", text: `It reaches ${audience} now.`,
                                        confirmLabel: "Send" });
   if (!fields) return;
-  const ack = await call("announce", room ? { body: text, room } : { body: text });
+  const minutes = $("announce-minutes").value;
+  const ack = await call("announce", { body: text, ...(room ? { room } : {}),
+                                       ...(minutes ? { minutes: Number(minutes) } : {}) });
   showError($("announce-error"), ack);
   if (!ack.ok) return;
   $("announce-body").value = "";
+  $("announce-minutes").value = "";
   $("announce-sent").textContent = `Sent to ${room || "every room"} at ${when(ack.announcement.created_at)}.`;
 });
 

@@ -50,7 +50,7 @@ def state_of(app) -> dict:
     """Everything an admin event could change, to show that a refused one changed nothing."""
     return {
         "users": in_db(app, select(User.username, User.is_admin, User.banned, User.banned_until,
-                                   User.ban_reason).order_by(User.id)),
+                                   User.ban_reason, User.password_hash).order_by(User.id)),
         "messages": in_db(app, select(Message.id, Message.deleted).order_by(Message.id)),
         "rooms": in_db(app, select(Room.slug, Room.archived).order_by(Room.id)),
         "audit": audit_rows(app),

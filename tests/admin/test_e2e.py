@@ -180,7 +180,8 @@ def test_a_banned_user_is_disconnected_and_kept_out_until_unbanned(server, conso
     tab = members(name, http=http)
     ack = root.ok("user:ban", {"user": name, "reason": "spam"})
     assert ack["disconnected"] == 1 and ack["user"]["banned"] is True
-    assert tab.disconnected.wait(10) and tab.got("kicked") == [{"reason": "spam"}]
+    assert tab.disconnected.wait(10)
+    assert tab.got("kicked") == [{"reason": "spam", "banned": True, "until": None}]
     # The old cookie is void and signing in again is refused.
     assert refusal(server.url, PUBLIC, http)["data"]["code"] in ("unauthenticated", "forbidden")
     assert sign_in_status(server.url, name) == 401

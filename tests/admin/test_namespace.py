@@ -93,6 +93,7 @@ EVERY_EVENT = [
     ("user:unban", {"user": "carol"}),
     ("user:promote", {"user": "bob"}),
     ("user:demote", {"user": "eve"}),
+    ("user:reset-password", {"user": "bob"}),
     ("message:delete", {"id": 1}),
     ("announce", {"body": "hello all"}),
     ("rooms:list", {}),
@@ -146,6 +147,7 @@ def test_every_event_refuses_a_console_whose_session_was_signed_out(app, console
     ("user:ban", {"user": "bob", "minutes": 10 * 365 * 24 * 60 + 1}),
     ("user:unban", {"user": ""}),
     ("user:promote", {"user": None}),
+    ("user:reset-password", {}),
     ("message:delete", {"id": "1"}),
     ("message:delete", {"id": 0}),
     ("announce", {}),
@@ -313,7 +315,8 @@ def test_ban_closes_the_users_connections_and_keeps_them_out(app, auth, console)
     ack = acall(console, "user:ban", {"user": "bob", "reason": "spam"})
     assert ack["ok"] and ack["disconnected"] == 2
     assert ack["user"]["banned"] is True and ack["user"]["banned_until"] is None
-    assert received_before_close(bob, "kicked") == [{"reason": "spam"}]
+    assert received_before_close(bob, "kicked") == [{"reason": "spam", "banned": True,
+                                                     "until": None}]
     assert not bob.is_connected("/public") and not bob_tab.is_connected("/public")
     # The old cookie no longer signs in a socket, and signing in again is refused.
     assert bob.connect("/public") is None and not bob.is_connected("/public")
@@ -466,9 +469,10 @@ def test_a_room_announcement_reaches_only_that_rooms_connections(auth, console):
     carol = chat(auth, "carol", "random")
     ack = acall(console, "announce", {"body": "General: be kind", "room": "general"})
     assert ack["ok"]
-    assert received(bob, "announcement") == [{"body": "General: be kind",
+    assert received(bob, "announcement") == [{"id": ack["announcement"]["id"],
+                                              "body": "General: be kind",
                                               "created_at": ack["announcement"]["created_at"],
-                                              "room": "general"}]
+                                              "room": "general", "expires_at": None}]
     assert received(carol, "announcement") == []
 
 

@@ -147,7 +147,16 @@ def test_a_banned_user_cannot_sign_in(ctx):
     user.banned = True
     db.session.commit()
     error = refused(Forbidden, users.authenticate, "mallory", "correct-horse")
-    assert error.message == "this account is banned"
+    assert error.message == "this account is banned until an admin lifts the ban"
+
+
+def test_a_banned_users_sign_in_refusal_says_until_when_and_why(ctx):
+    user = users.create_user("mallory", "correct-horse")
+    user.banned, user.ban_reason = True, "spam"
+    user.banned_until = datetime(2099, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    db.session.commit()
+    error = refused(Forbidden, users.authenticate, "mallory", "correct-horse")
+    assert error.message == "this account is banned until 2099-01-02 03:04 UTC: spam"
 
 
 def test_a_ban_that_has_ended_no_longer_keeps_a_user_out(ctx):

@@ -4,12 +4,28 @@
 
 import { listOfNames } from "../lib/format.js";
 
+/** What `submit` sends: blank lines around a message are noise; spaces inside it are the author's. */
+function outgoing(text) {
+  return text.replace(/^(\s*\n)+/, "").trimEnd();
+}
+
+/**
+ * How many characters `text` is over the server's limit (0 or less: it fits).
+ * Counted in code points, as the server counts (an emoji is one, not two).
+ */
+export function overLimit(text, maxLength) {
+  return [...outgoing(text)].length - maxLength;
+}
+
 export function mountComposer(store, controller, timeline) {
   const form = document.getElementById("composer");
   const field = document.getElementById("composer-input");
   const sendButton = document.getElementById("send-button");
   const label = document.getElementById("composer-label");
   const typingLine = document.getElementById("typing");
+  const limitLine = document.getElementById("composer-limit");
+  // The page carries the server's limit (MESSAGE_MAX_LENGTH), never a copy.
+  const maxLength = Number(field.dataset.maxLength) || Infinity;
   // Browsers without CSS `field-sizing` grow the box from its scroll height.
   const growsByItself = CSS.supports("field-sizing", "content");
   let slug = null;
@@ -32,11 +48,23 @@ export function mountComposer(store, controller, timeline) {
     }
     const writable = Boolean(room && !room.archived);
     field.disabled = !writable;
-    sendButton.disabled = !writable || !field.value.trim();
+    sendButton.disabled = !writable || !field.value.trim() || refreshLimit() > 0;
     if (!room) return;
     const name = room.isDm ? `@${store.roomLabel(room)}` : `#${store.roomLabel(room)}`;
     field.placeholder = room.archived ? "This room is archived: it is read-only" : `Message ${name}`;
     label.textContent = `Message ${name}`;
+  }
+
+  /** Say how far over the limit the draft is; the whole text stays in the box. */
+  function refreshLimit() {
+    const over = overLimit(field.value, maxLength);
+    limitLine.hidden = over <= 0;
+    limitLine.textContent = over > 0
+      ? `${over} character${over === 1 ? "" : "s"} over the ${maxLength}-character limit: shorten it to send.`
+      : "";
+    if (over > 0) field.setAttribute("aria-invalid", "true");
+    else field.removeAttribute("aria-invalid");
+    return over;
   }
 
   function refreshTyping() {
@@ -50,15 +78,15 @@ export function mountComposer(store, controller, timeline) {
   function submit() {
     const room = store.activeRoom();
     if (!room || room.archived) return;
-    // Blank lines around a message are noise; spaces inside it are the author's.
-    const body = field.value.replace(/^(\s*\n)+/, "").trimEnd();
-    if (!body.trim()) return;
+    const body = outgoing(field.value);
+    if (!body.trim() || overLimit(body, maxLength) > 0) return;
     timeline.stick();
     controller.send(room.slug, body);
     field.value = "";
     room.draft = "";
     grow();
     sendButton.disabled = true;
+    refreshLimit();
     field.focus();
   }
 
@@ -80,7 +108,7 @@ export function mountComposer(store, controller, timeline) {
   field.addEventListener("input", () => {
     grow();
     const room = store.activeRoom();
-    sendButton.disabled = !field.value.trim();
+    sendButton.disabled = !field.value.trim() || refreshLimit() > 0;
     if (room) {
       room.draft = field.value;
       if (field.value.trim()) controller.typed(room.slug);

@@ -5,6 +5,7 @@
 // to the server.
 
 import { call } from "../lib/socket.js";
+import { fullDateTime, parseTime } from "../lib/format.js";
 
 /** The first page of a room; older messages are fetched as the reader scrolls up. */
 const FIRST_PAGE = 50;
@@ -20,6 +21,14 @@ const TYPING_IDLE_MS = 4000;
 const SYNC_RETRY_MS = 2000;
 /** Read markers move at most this often: one `room:read` for a burst of messages. */
 const READ_DELAY_MS = 400;
+
+/** What a banned user reads: that it is a ban, until when, and why (`kicked` or connect_error data). */
+export function banMessage({ until, reason }) {
+  const span = until ? `until ${fullDateTime(parseTime(until))}` : "until an administrator lifts the ban";
+  // A ban without a reason sends `kicked` with the reason "banned": nothing to add.
+  const why = reason && reason !== "banned" ? ` Reason: ${reason}` : "";
+  return `Your account is banned ${span}.${why}`;
+}
 
 export function newClientId() {
   if (crypto.randomUUID) return crypto.randomUUID();
@@ -44,6 +53,7 @@ export class ChatController {
   start() {
     const { socket, store } = this;
     socket.on("connect", () => this.onConnect());
+    socket.on("connect", () => this.loadAnnouncements());
     socket.on("disconnect", (reason) => this.onDisconnect(reason));
     socket.on("connect_error", (err) => this.onConnectError(err));
     socket.io.on("reconnect_attempt", (attempt) => {
@@ -61,7 +71,7 @@ export class ChatController {
     socket.on("announcement", (announcement) => store.addAnnouncement(announcement));
     socket.on("room:added", ({ room }) => this.onRoomAdded(room));
     socket.on("room:archived", ({ room, archived }) => store.setArchived(room, archived));
-    socket.on("kicked", ({ reason }) => { this.kicked = reason || "no reason given"; });
+    socket.on("kicked", (notice) => { this.kicked = notice || {}; });
 
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible" && store.activeSlug) this.scheduleRead(store.activeSlug);
@@ -89,6 +99,12 @@ export class ChatController {
     await this.flushPending(generation);
   }
 
+  /** What was announced while this page was away or before a reload (`announcements:list`). */
+  async loadAnnouncements() {
+    const ack = await call(this.socket, "announcements:list", {});
+    if (ack.ok) for (const announcement of ack.announcements) this.store.addAnnouncement(announcement);
+  }
+
   onDisconnect(reason) {
     this.generation += 1;
     for (const room of this.store.rooms.values()) {
@@ -101,10 +117,11 @@ export class ChatController {
     }
     if (reason === "io client disconnect") return;
     if (this.kicked !== null) {
-      this.store.setConnection("failed", {
-        message: `You were disconnected by an administrator: ${this.kicked}`,
-        canRetry: true,
-      });
+      // A ban is not a kick: there is nothing to reconnect to until it ends.
+      this.store.setConnection("failed", this.kicked.banned
+        ? { message: banMessage(this.kicked), canRetry: false }
+        : { message: `You were disconnected by an administrator: ${this.kicked.reason || "no reason given"}`,
+            canRetry: true });
       return;
     }
     this.store.setConnection("reconnecting", { attempt: 0 });
@@ -121,6 +138,10 @@ export class ChatController {
     const code = err?.data?.code;
     if (code === "unauthenticated") {
       window.location.assign(this.loginUrl);
+      return;
+    }
+    if (code === "forbidden" && err.data.banned) {
+      this.store.setConnection("failed", { message: banMessage(err.data), canRetry: false });
       return;
     }
     if (code === "forbidden") {

@@ -9,6 +9,21 @@
 /** How long a "typing" notice lasts without a refresh (the typist resends every few seconds). */
 const TYPING_EXPIRY_MS = 6000;
 
+const DISMISSED_KEY = "parley.dismissedAnnouncements";
+const DISMISSED_KEPT = 50;
+
+function dismissedAnnouncements() {
+  try {
+    return new Set(JSON.parse(localStorage.getItem(DISMISSED_KEY) || "[]"));
+  } catch {
+    return new Set();
+  }
+}
+
+function isExpired(announcement) {
+  return Boolean(announcement.expires_at) && Date.parse(announcement.expires_at) <= Date.now();
+}
+
 export class Room {
   constructor(info) {
     this.info = info;               // the server's Room object, without `unread`
@@ -354,12 +369,36 @@ export class ChatStore extends EventTarget {
   }
 
   addAnnouncement(announcement) {
+    // Kept announcements have an id: the same one arrives live and again in
+    // `announcements:list` after every connect. One dismissed in this browser
+    // stays dismissed (localStorage); an expired one is not shown.
+    if (announcement.id != null && (dismissedAnnouncements().has(announcement.id)
+        || this.announcements.some((a) => a.id === announcement.id))) return;
+    if (isExpired(announcement)) return;
     this.announcementSeq += 1;
     this.announcements = [...this.announcements, { ...announcement, key: this.announcementSeq }].slice(-3);
     this.notify("announcements");
+    if (announcement.expires_at) {
+      const key = this.announcementSeq;
+      // Timers are capped at about 24.8 days; a longer one is checked at the next load.
+      const delay = Math.min(Date.parse(announcement.expires_at) - Date.now(), 2 ** 31 - 1);
+      setTimeout(() => this.removeAnnouncement(key), delay);
+    }
   }
 
   dismissAnnouncement(key) {
+    const announcement = this.announcements.find((a) => a.key === key);
+    if (announcement?.id != null) {
+      const dismissed = dismissedAnnouncements();
+      dismissed.add(announcement.id);
+      // The newest few are enough to remember: older ones have left the server's list.
+      const kept = [...dismissed].slice(-DISMISSED_KEPT);
+      try { localStorage.setItem(DISMISSED_KEY, JSON.stringify(kept)); } catch { /* private mode: session only */ }
+    }
+    this.removeAnnouncement(key);
+  }
+
+  removeAnnouncement(key) {
     this.announcements = this.announcements.filter((a) => a.key !== key);
     this.notify("announcements");
   }

@@ -23,11 +23,16 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
   const composer = document.getElementById("composer");
   const jump = document.getElementById("jump-button");
   const jumpText = document.getElementById("jump-text");
+  // The server's message limit, as the page renders it (templates/chat/index.html).
+  const maxLength = Number(document.getElementById("composer-input").dataset.maxLength) || Infinity;
 
   const rows = new Map();          // key -> {sig, node}
   let renderedSlug = null;
   let renderedOldest = null;
   let stickToBottom = false;
+  // Focus was on "Load older messages" when it went: keep it at the top of
+  // the list (on the button again, or the oldest message) once the page is in.
+  let focusAtTop = false;
 
   const isAtBottom = () =>
     scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight <= BOTTOM_SLACK_PX;
@@ -61,6 +66,8 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     const wasAtBottom = switching || isAtBottom();
     const fromBottom = scroller.scrollHeight - scroller.scrollTop;
 
+    if (switching) focusAtTop = false;
+    const focused = list.contains(document.activeElement) ? document.activeElement.closest("li") : null;
     const items = rowsOf(room);
     const keys = new Set();
     const nodes = items.map((item) => {
@@ -73,6 +80,23 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     });
     for (const key of [...rows.keys()]) if (!keys.has(key)) rows.delete(key);
     reconcileChildren(list, nodes);
+    if (focused && !focused.isConnected) {
+      // The focused row was replaced (the older-page button turned into a
+      // spinner) or removed (a deleted message): without this, focus falls
+      // to the page body and a keyboard user starts over from the top.
+      if (focused.classList.contains("timeline-top")) focusAtTop = true;
+      focusList();
+    }
+    if (focusAtTop && !room.loadingOlder) {
+      focusAtTop = false;
+      const button = list.querySelector(".timeline-top button");
+      const oldest = list.querySelector("li.msg");
+      if (button) button.focus({ preventScroll: true });
+      else if (oldest) {
+        oldest.tabIndex = -1;
+        oldest.focus({ preventScroll: true });
+      }
+    }
 
     const oldest = room.oldestId();
     const prepended = !switching && renderedOldest !== null && oldest !== null && oldest < renderedOldest;
@@ -99,6 +123,11 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     }
   }
 
+  function focusList() {
+    list.tabIndex = -1;
+    list.focus({ preventScroll: true });
+  }
+
   function updateScrollState(room) {
     const bottom = isAtBottom();
     if (bottom !== store.atBottom) {
@@ -117,7 +146,10 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
   function rowsOf(room) {
     const items = [];
     const label = store.roomLabel(room);
-    const empty = room.messages.size === 0 && room.pending.size === 0;
+    // A deleted message leaves the list live as it does from history (which
+    // never holds it): the store keeps it only so that a page cannot bring it back.
+    const shown = room.sorted().filter((message) => !message.deleted);
+    const empty = shown.length === 0 && room.pending.size === 0;
     if (room.hasOlder) {
       items.push({ key: "older", sig: String(room.loadingOlder), build: () => olderRow(room) });
     } else {
@@ -132,7 +164,7 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     let lastDay = null;
     let previous = null;
     const entries = [
-      ...room.sorted().map((message) => ({ message, time: parseTime(message.created_at) })),
+      ...shown.map((message) => ({ message, time: parseTime(message.created_at) })),
       ...[...room.pending.values()].map((pending) => ({ pending, time: parseTime(pending.created_at) })),
     ];
     for (const entry of entries) {
@@ -208,7 +240,6 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     const classes = ["msg"];
     if (continued) classes.push("msg--continued");
     if (mine) classes.push("msg--mine");
-    if (message.deleted) classes.push("msg--deleted");
     if (edit) classes.push("msg--editing");
 
     const gutter = h("div", { class: "msg-gutter" },
@@ -218,9 +249,7 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
       : h("div", { class: "msg-meta" }, h("span", { class: "msg-author" }, message.user.username), timeElement(created));
 
     let body;
-    if (message.deleted) {
-      body = h("div", { class: "msg-body" }, h("span", { class: "msg-text" }, "This message was deleted."));
-    } else if (edit) {
+    if (edit) {
       body = editForm(message, edit);
     } else {
       body = h("div", { class: "msg-body" }, h("span", { class: "msg-text" }, linkified(message.body)),
@@ -230,7 +259,7 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     }
 
     let actions = null;
-    if (!message.deleted && !edit && (canEdit || canDelete)) {
+    if (!edit && (canEdit || canDelete)) {
       actions = h("div", { class: "msg-actions", role: "group", "aria-label": "Message actions" },
         canEdit ? h("button", {
           type: "button", class: "icon-button", title: "Edit", "aria-label": "Edit message",
@@ -246,7 +275,8 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
   }
 
   function editForm(message, edit) {
-    const field = h("textarea", { "aria-label": "Edit message", maxlength: "4000", rows: "2" });
+    // No maxlength, as in the composer: too long is said on save, never cut.
+    const field = h("textarea", { "aria-label": "Edit message", rows: "2" });
     field.value = edit.draft;
     const cancel = () => {
       store.setEditing(null);
@@ -260,6 +290,11 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
       }
       if (body === message.body) {
         cancel();
+        return;
+      }
+      const over = [...body].length - maxLength;
+      if (over > 0) {
+        store.setEditing({ ...edit, draft: body, error: { message: `${over} character${over === 1 ? "" : "s"} over the ${maxLength}-character limit: shorten it to save.` } });
         return;
       }
       store.setEditing({ ...edit, draft: body, saving: true, error: null });
