@@ -9,6 +9,7 @@ that the tests are quick; the defaults and their reasons are in app/config.py.
 """
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -22,7 +23,7 @@ import websocket
 from tests.e2e.conftest import create_users, e2e_env, start_server, stop_server
 from tests.hardening.test_abuse import worker_rss_kb
 from tests.support.client import ChatClient
-from tests.support.server import cookie_header, flask_cli, sign_in, wait_until
+from tests.support.server import child_pids, cookie_header, flask_cli, sign_in, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -63,6 +64,12 @@ def witness(server):
     client.join("watch")
     yield client
     client.close()
+
+
+def worker_fds(server) -> int:
+    """Open file descriptors of the worker: each client connection is one."""
+    (pid,) = child_pids(server.process.pid)
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def healthy_within_a_second(server) -> None:
@@ -232,19 +239,24 @@ def test_a_chunked_body_is_refused(server, witness):
 def test_hundreds_of_silent_posts_are_all_ended(server, witness):
     """The attack of the issue, scaled down: many cheap requests, each ends."""
     sid = polling_session(server)
+    fds_before = worker_fds(server)
     socks = []
     for n in range(SILENT_POSTS):
         sock = raw(server)
         sock.sendall(post_head(sid, 60_000 if n % 2 else 10_000_000))
         socks.append(sock)
     healthy_within_a_second(server)
-    rss_during = worker_rss_kb(server)
+    rss_during, fds_during = worker_rss_kb(server), worker_fds(server)
     for sock in socks:
         read_until_closed(sock, BODY_TIMEOUT + 2 * SLACK)
         sock.close()
     healthy_within_a_second(server)
-    print(f"\n{SILENT_POSTS} silent POSTs: worker RSS during {rss_during} kB, "
-          f"after {worker_rss_kb(server)} kB")
+    # Every attacking connection is gone from the worker, not in CLOSE-WAIT.
+    wait_until(lambda: worker_fds(server) <= fds_before + 5, 10,
+               message="the worker kept the attackers' descriptors")
+    print(f"\n{SILENT_POSTS} silent POSTs: worker RSS during {rss_during} kB, after "
+          f"{worker_rss_kb(server)} kB; descriptors before {fds_before}, during "
+          f"{fds_during}, after {worker_fds(server)}")
     still_serving(server, witness)
 
 
