@@ -85,6 +85,13 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
+    # gevent-websocket's handler with a deadline on every read and write and
+    # the body limit checked from the header (app/sockets/transport.py):
+    # gevent's WSGI server has none, so one silent client would hold its
+    # connection forever. keepalive (above) bounds an idle kept-alive one.
+    from app.sockets.transport import handler_class
+
+    worker.wsgi_handler = handler_class(worker.wsgi, worker.cfg.keepalive)
     # Start the app's per-process background work (heartbeat, control bus)
     # in the worker, never in the arbiter.
     start = getattr(worker.wsgi, "extensions", {}).get("parley_start")

@@ -170,6 +170,11 @@ def _init_socketio(app: Flask) -> None:
             redis_url, channel="flask-socketio", redis_options=LISTEN_OPTIONS,
             on_recover=live.drop_transports)
     socketio.init_app(app, **options)
+    from .sockets.transport import guard
+
+    # Binary packets refused, a bound on each connection's output, sessions
+    # without a namespace capped and timed out, malformed packets counted.
+    guard(socketio.server, app.config)
     from .sockets.edge import ConnectionSessionInterface
 
     app.session_interface = ConnectionSessionInterface()

@@ -94,6 +94,30 @@ class Config:
     HISTORY_MAX_LIMIT = 500
     # Engine.IO's maximum packet: a larger one closes that connection.
     MAX_PAYLOAD_BYTES = _int("MAX_PAYLOAD_BYTES", 65536)
+    # The transport's deadlines and bounds (app/sockets/transport.py).
+    # Request line and headers: a browser sends them in one packet, so 10 s
+    # covers any real network and bounds a slowloris connection to 10 s.
+    HTTP_HEADER_TIMEOUT_SECONDS = float(os.environ.get("HTTP_HEADER_TIMEOUT_SECONDS", "10"))
+    # A whole request body: the largest allowed (MAX_PAYLOAD_BYTES, 64 KiB)
+    # takes ~16 s at 32 kbit/s, a poor mobile link; a body trickled more
+    # slowly, or announced and never sent, is answered 408 and closed.
+    HTTP_BODY_TIMEOUT_SECONDS = float(os.environ.get("HTTP_BODY_TIMEOUT_SECONDS", "20"))
+    # Writing one HTTP response: a long-polling answer is at most 16 packets;
+    # a client that has not taken it in 30 s is not reading.
+    HTTP_SEND_TIMEOUT_SECONDS = float(os.environ.get("HTTP_SEND_TIMEOUT_SECONDS", "30"))
+    # Output waiting for one connection. A full history page (500 messages
+    # of 4000 characters) is ~2.2 MB, so 8 MiB holds a few; 1000 packets is
+    # several seconds of a very busy room. Past either the connection is a
+    # slow consumer: it is closed and the client catches up on reconnect.
+    MAX_OUTBOX_PACKETS = _int("MAX_OUTBOX_PACKETS", 1000)
+    MAX_OUTBOX_BYTES = _int("MAX_OUTBOX_BYTES", 8 * 1024 * 1024)
+    # Engine.IO sessions that have not connected a namespace yet. A client
+    # connects its namespace within milliseconds of the handshake, so even a
+    # NAT full of users has few at once; 100 leaves room for a load test's
+    # burst. One that has not connected after 10 s is dropped.
+    MAX_ANONYMOUS_SESSIONS_PER_ADDRESS = _int("MAX_ANONYMOUS_SESSIONS_PER_ADDRESS", 100)
+    ANONYMOUS_SESSION_TIMEOUT_SECONDS = float(
+        os.environ.get("ANONYMOUS_SESSION_TIMEOUT_SECONDS", "10"))
     # A member is shown offline this long after their last connection closes,
     # so a page reload or a brief network drop does not flash "offline" to the
     # room. The contract promises offline within 10 s.

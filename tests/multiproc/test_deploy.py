@@ -99,6 +99,25 @@ def test_websocket_upgrade_works_through_nginx(tmp_path, backends):
         process.terminate(), process.wait(10)
 
 
+def test_nginx_refuses_a_body_over_the_engineio_limit(tmp_path, backends):
+    """Request buffering is off, so nginx must refuse from the header: a body
+    over MAX_PAYLOAD_BYTES never reaches a backend."""
+    process, url, access_log = run_nginx(tmp_path, backends, "ip_hash")
+    try:
+        target = url + "/socket.io/?EIO=4&transport=polling&sid=nope"
+        over = requests.post(target, data=b"4" * (65536 + 1), timeout=10,
+                             headers={"Content-Type": "text/plain;charset=UTF-8"})
+        assert over.status_code == 413
+        at_limit = requests.post(target, data=b"4" * 65536, timeout=10,
+                                 headers={"Content-Type": "text/plain;charset=UTF-8"})
+        assert at_limit.status_code == 400  # reached the backend: an unknown session
+        lines = access_log.read_text().splitlines()
+        refused = [line for line in lines if '" 413 ' in line]
+        assert refused and all("upstream=-" in line for line in refused), lines
+    finally:
+        process.terminate(), process.wait(10)
+
+
 @pytest.fixture(scope="module")
 def two_workers(cluster_env):
     server = start_server(cluster_env, "two-workers", "--workers", "2", WEBSOCKET_ONLY="true")
