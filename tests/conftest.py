@@ -17,7 +17,7 @@ from app.services.presence import store as presence_store
 from app.services.ratelimit import limits
 from app.sockets.connections import registry
 from app.sockets.public import settle_presence
-from tests.support.requirements import unavailable
+from tests.support.requirements import SETUP_HINT, WITHOUT, left_out, unavailable
 
 
 @pytest.fixture
@@ -49,8 +49,9 @@ def browser():
     allows one running instance per thread: every browser test shares it)."""
     from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS
 
-    if not CHROMIUM.exists():
-        unavailable("/usr/bin/chromium is missing (apt-get install -y chromium)")
+    if left_out("chromium") or not CHROMIUM.exists():
+        why = f"left out by {WITHOUT}" if left_out("chromium") else "missing"
+        unavailable(f"/usr/bin/chromium is {why} (apt-get install -y chromium; {SETUP_HINT})")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import requests
 
+from .requirements import program
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 TEST_PASSWORD = "correct-horse-battery"
@@ -136,9 +138,9 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> "RedisServer":
-        binary = shutil.which("redis-server")
+        binary = program("redis-server")
         if binary is None:
-            raise RuntimeError("redis-server is not installed (.ci/run installs it)")
+            raise RuntimeError("redis-server is not installed (make test installs it as root)")
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
