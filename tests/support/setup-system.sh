@@ -79,4 +79,9 @@ if ! left_out postgresql && [ -z "${PARLEY_TEST_POSTGRES_URL:-}" ] && present po
     done
   fi
 fi
+ready=()
+for part in redis-server nginx chromium postgresql; do
+  left_out "$part" || ! present "$part" || ready+=("$part")
+done
+say "present: ${ready[*]:-none}"
 exit 0
