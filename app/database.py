@@ -136,22 +136,37 @@ def prepare_schema(app) -> SchemaState:
 
     mode = app.config["AUTO_MIGRATE"]
     directory = app.extensions["migrate"].directory
-    with app.app_context(), migration_lock(db.engine):
-        with db.engine.connect() as connection:
-            state = schema_state(connection, directory)
-        if state.status == "ahead":
-            log.warning("database schema %s is newer than this code's %s: serving "
-                        "(a rolling upgrade?)", ",".join(state.current), ",".join(state.head))
-        if state.serves:
-            return state
-        if (state.status == "missing" and mode != "false") or (
-                state.status == "behind" and mode == "true"):
-            log.info("database schema %s: applying migrations to %s", state.status,
-                     ",".join(state.head))
-            upgrade(directory=directory)
+    with app.app_context():
+        _check_reachable(db.engine)
+        with migration_lock(db.engine):
             with db.engine.connect() as connection:
-                return schema_state(connection, directory)
-        raise SchemaNotReady(refusal(state, mode))
+                state = schema_state(connection, directory)
+            if state.status == "ahead":
+                log.warning("database schema %s is newer than this code's %s: serving "
+                            "(a rolling upgrade?)", ",".join(state.current), ",".join(state.head))
+            if state.serves:
+                return state
+            if (state.status == "missing" and mode != "false") or (
+                    state.status == "behind" and mode == "true"):
+                log.info("database schema %s: applying migrations to %s", state.status,
+                         ",".join(state.head))
+                upgrade(directory=directory)
+                with db.engine.connect() as connection:
+                    return schema_state(connection, directory)
+            raise SchemaNotReady(refusal(state, mode))
+
+
+def _check_reachable(engine: Engine) -> None:
+    """A database that does not answer at start is the operator's to fix (the
+    process manager restarts the server): one line saying so, no traceback."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+        raise SchemaNotReady(
+            f"Parley cannot start: the database {engine.url.render_as_string(hide_password=True)} "
+            f"does not answer: {reason}") from None
 
 
 def refusal(state: SchemaState, mode: str) -> str:

@@ -227,3 +227,11 @@ def test_healthz_is_503_while_the_schema_is_missing(current_database):
                                  "schema": "missing"}
     finally:
         stop(server)
+
+
+def test_a_database_that_does_not_answer_stops_the_server_in_one_line():
+    url = f"postgresql+psycopg://parley:secret-pw@127.0.0.1:{free_port()}/parley"
+    code, log = refused_start(e2e_env(url), "database-down")
+    assert code != 0
+    assert "Parley cannot start: the database" in log and "does not answer" in log
+    assert "secret-pw" not in log and "Traceback" not in log
