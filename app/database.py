@@ -116,7 +116,8 @@ def migration_lock(engine: Engine):
     elif engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
         # SQLite's own locks cannot span Alembic's several transactions; a
         # file lock beside the database can (one host, as SQLite is).
-        lock_path = Path(engine.url.database).with_name(Path(engine.url.database).name + ".migrate-lock")
+        database = Path(engine.url.database)
+        lock_path = database.with_name(database.name + ".migrate-lock")
         with open(lock_path, "a") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             try:
@@ -163,7 +164,8 @@ def _check_reachable(engine: Engine) -> None:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+        detail = str(exc.orig).strip()
+        reason = detail.splitlines()[0] if detail else type(exc.orig).__name__
         raise SchemaNotReady(
             f"Parley cannot start: the database {engine.url.render_as_string(hide_password=True)} "
             f"does not answer: {reason}") from None

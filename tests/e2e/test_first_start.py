@@ -217,9 +217,9 @@ def test_healthz_is_503_while_the_schema_is_missing(current_database):
     try:
         path = current_database.removeprefix("sqlite:///")
         with sqlite(path) as connection:
-            for (table,) in connection.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-                    ).fetchall():
+            tables = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                        " AND name NOT LIKE 'sqlite_%'").fetchall()
+            for (table,) in tables:
                 connection.execute(f'DROP TABLE "{table}"')
         health = requests.get(server.url + "/healthz", timeout=10)
         assert health.status_code == 503
