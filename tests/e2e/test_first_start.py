@@ -56,10 +56,10 @@ def refused_start(env: dict, name: str, cwd: Path = ROOT) -> tuple[int, str]:
 
 
 def serves_a_new_user(server: Server) -> None:
+    sign_up(server.url, unique("newcomer"))  # a 500 here was the bug
     health = requests.get(server.url + "/healthz", timeout=10)
     assert health.status_code == 200
     assert health.json() == {"status": "ok", "db": "ok", "redis": "disabled", "schema": "ok"}
-    sign_up(server.url, unique("newcomer"))
 
 
 @contextlib.contextmanager
