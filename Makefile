@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test venv dev-venv clean cluster screenshots bench
+.PHONY: run test venv dev-venv system-deps clean cluster screenshots bench
 
 # The runtime environment: requirements.txt only.
 $(BIN)/.runtime: requirements.txt
@@ -30,7 +30,13 @@ run: venv
 	@echo
 	BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: dev-venv
+# redis-server, nginx, Chromium, PostgreSQL: installed from Debian when missing
+# (as root or with passwordless sudo), the local PostgreSQL started when down;
+# only looks when all is there. What it cannot provide, the tests skip.
+system-deps:
+	@tests/support/setup-system.sh
+
+test: dev-venv system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Refresh the README's screenshot (docs/screenshots/chat.png) from the browser test.

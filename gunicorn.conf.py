@@ -6,6 +6,7 @@ line overrides ``bind`` here).
 import gc
 import os
 import resource
+import sys
 
 # gevent-websocket's worker: a gevent worker whose WSGI server speaks
 # WebSocket natively. Measured on this stack it delivers ~40k msgs/s at ~55 KB
@@ -85,6 +86,21 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
+    extensions = getattr(worker.wsgi, "extensions", {})
+    # The schema first (app/database.py): an empty database gets it, one
+    # older than the code stops the server with the command to run. Exiting
+    # with gunicorn's boot-error code makes the arbiter halt instead of
+    # forking the same failure again; in the worker, not the arbiter, since
+    # the arbiter never loads the app (see preload_app).
+    prepare = extensions.get("parley_prepare_schema")
+    if prepare is not None:
+        from app.database import SchemaNotReady
+
+        try:
+            prepare()
+        except SchemaNotReady as refusal:
+            worker.log.error("%s", refusal)
+            sys.exit(3)  # gunicorn.arbiter.Arbiter.WORKER_BOOT_ERROR
     # gevent-websocket's handler with a deadline on every read and write and
     # the body limit checked from the header (app/sockets/transport.py):
     # gevent's WSGI server has none, so one silent client would hold its
@@ -94,10 +110,10 @@ def post_worker_init(worker):
     worker.wsgi_handler = handler_class(worker.wsgi, worker.cfg.keepalive)
     # Start the app's per-process background work (heartbeat, control bus)
     # in the worker, never in the arbiter.
-    start = getattr(worker.wsgi, "extensions", {}).get("parley_start")
+    start = extensions.get("parley_start")
     if start is not None:
         start()
-    stopping = getattr(worker.wsgi, "extensions", {}).get("parley_stopping")
+    stopping = extensions.get("parley_stopping")
     if stopping is not None:
         _on_sigterm(worker, stopping)
     if not _truthy("GC_NO_FREEZE"):

@@ -92,6 +92,15 @@ def register_extensions(app: Flask) -> None:
     # only: gunicorn's post_worker_init calls this, and so does the first
     # socket connection under any other server. CLI commands never start it.
     app.extensions["parley_start"] = lambda: _start(app)
+    # gunicorn's post_worker_init calls this first: the worker serves only
+    # from a schema it matches (app/database.py).
+    app.extensions["parley_prepare_schema"] = lambda: _prepare_schema(app)
+
+
+def _prepare_schema(app: Flask) -> None:
+    from .database import prepare_schema
+
+    prepare_schema(app)
 
 
 def _start(app: Flask) -> None:

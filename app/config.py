@@ -22,6 +22,13 @@ def _int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def _choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    value = (os.environ.get(name) or default).strip().lower()
+    if value not in choices:
+        raise RuntimeError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
 def _origins(value: str | None) -> list[str] | None:
     """``CORS_ALLOWED_ORIGINS``: comma-separated origins; unset means same origin.
 
@@ -44,6 +51,11 @@ class Config:
     # hide_parameters: a failed statement's error (logged with its traceback)
     # must not carry its parameters: message bodies, password hashes, tokens.
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True, "hide_parameters": True}
+    # What a starting server does with the schema (app/database.py): "empty"
+    # creates it on an empty database only, "true" also applies newer
+    # migrations, "false" never touches it (the server refuses to start until
+    # `flask db upgrade` has run).
+    AUTO_MIGRATE = _choice("AUTO_MIGRATE", ("empty", "true", "false"), "empty")
     REDIS_URL = os.environ.get("REDIS_URL") or None
     CORS_ALLOWED_ORIGINS = _origins(os.environ.get("CORS_ALLOWED_ORIGINS"))
     REGISTRATION_OPEN = _bool("REGISTRATION_OPEN", True)

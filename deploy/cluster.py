@@ -43,8 +43,8 @@ def render_nginx_conf(prefix: Path, port: int, backends: list[str],
     return conf
 
 
-def nginx_command(conf: Path) -> list[str]:
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+def nginx_command(conf: Path, binary: str | None = None) -> list[str]:
+    binary = binary or shutil.which("nginx") or "/usr/sbin/nginx"
     return [binary, "-p", str(conf.parent), "-c", str(conf), "-e", str(conf.parent / "error.log")]
 
 

@@ -15,7 +15,7 @@ from app import create_app
 from app.extensions import db, socketio
 from app.services.connections import live
 from app.services.ratelimit import limits
-from tests.support.requirements import unavailable
+from tests.support.requirements import SETUP_HINT, WITHOUT, left_out, unavailable
 
 
 @pytest.fixture
@@ -46,8 +46,9 @@ def browser():
     allows one running instance per thread: every browser test shares it)."""
     from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS
 
-    if not CHROMIUM.exists():
-        unavailable("/usr/bin/chromium is missing (apt-get install -y chromium)")
+    if left_out("chromium") or not CHROMIUM.exists():
+        why = f"left out by {WITHOUT}" if left_out("chromium") else "missing"
+        unavailable(f"/usr/bin/chromium is {why} (apt-get install -y chromium; {SETUP_HINT})")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -110,7 +110,7 @@ def test_healthz_reports_the_database_and_no_redis(server):
     response = requests.get(server.url + "/healthz", timeout=10)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("application/json")
-    assert response.json() == {"status": "ok", "db": "ok", "redis": "disabled"}
+    assert response.json() == {"status": "ok", "db": "ok", "redis": "disabled", "schema": "ok"}
 
 
 @pytest.mark.parametrize("path", ["/login", "/healthz"])

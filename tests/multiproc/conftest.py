@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import postgres
+from tests.support.requirements import require_program
 from tests.support.server import ROOT, RedisServer, Server, base_env, flask_cli
 
 OUTPUT = ROOT / "test-output" / "multiproc"
@@ -20,6 +21,7 @@ def unique(prefix: str) -> str:
 
 @pytest.fixture(scope="module")
 def redis_server():
+    require_program("redis-server", "redis-server")
     server = RedisServer().start()
     yield server
     server.stop()

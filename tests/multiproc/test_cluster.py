@@ -127,7 +127,7 @@ def test_a_concurrent_burst_on_two_processes_stores_no_more_than_the_limit(stric
 def test_healthz_reports_redis(two_servers):
     a, _ = two_servers
     assert requests.get(a.url + "/healthz", timeout=5).json() == {
-        "status": "ok", "db": "ok", "redis": "ok"}
+        "status": "ok", "db": "ok", "redis": "ok", "schema": "ok"}
 
 
 def _csrf(http: requests.Session, url: str) -> str:

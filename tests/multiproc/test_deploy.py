@@ -10,6 +10,7 @@ import requests
 import socketio
 
 from tests.support.client import ChatClient
+from tests.support.requirements import require_program
 from tests.support.server import ROOT, child_pids, free_port, sign_up, wait_until
 
 from .conftest import start_server, unique
@@ -25,21 +26,28 @@ def _cluster_module():
 
 
 @pytest.fixture(scope="module")
-def backends(cluster_env):
+def nginx():
+    """nginx's path; the proxy tests skip (fail under CI) without it."""
+    return require_program("nginx", "nginx", "/usr/sbin/nginx")
+
+
+@pytest.fixture(scope="module")
+def backends(nginx, cluster_env):
     servers = [start_server(cluster_env, "nginx-a"), start_server(cluster_env, "nginx-b")]
     yield servers
     for server in servers:
         server.close()
 
 
-def run_nginx(tmp_path, backends, balance: str):
+def run_nginx(tmp_path, nginx, backends, balance: str):
     cluster = _cluster_module()
     port = free_port()
     conf = cluster.render_nginx_conf(tmp_path / "nginx", port,
                                      [f"127.0.0.1:{s.port}" for s in backends], balance)
-    check = subprocess.run([*cluster.nginx_command(conf), "-t"], capture_output=True, text=True)
+    command = cluster.nginx_command(conf, nginx)
+    check = subprocess.run([*command, "-t"], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
-    process = subprocess.Popen(cluster.nginx_command(conf), stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: _up(url), 10, message="nginx did not start")
@@ -53,8 +61,8 @@ def _up(url: str) -> bool:
         return False
 
 
-def test_a_polling_client_through_nginx_stays_on_one_backend(tmp_path, backends):
-    process, url, access_log = run_nginx(tmp_path, backends, "ip_hash")
+def test_a_polling_client_through_nginx_stays_on_one_backend(tmp_path, nginx, backends):
+    process, url, access_log = run_nginx(tmp_path, nginx, backends, "ip_hash")
     try:
         username = unique("user")
         client = ChatClient(url, username, http=sign_up(url, username),
@@ -73,10 +81,10 @@ def test_a_polling_client_through_nginx_stays_on_one_backend(tmp_path, backends)
         process.terminate(), process.wait(10)
 
 
-def test_without_sticky_sessions_long_polling_breaks(tmp_path, backends):
+def test_without_sticky_sessions_long_polling_breaks(tmp_path, nginx, backends):
     """Why the proxy must be sticky: round robin sends a session's requests to
     a process that does not know it."""
-    process, url, _ = run_nginx(tmp_path, backends, "")
+    process, url, _ = run_nginx(tmp_path, nginx, backends, "")
     try:
         username = unique("user")
         http = sign_up(url, username)
@@ -88,8 +96,8 @@ def test_without_sticky_sessions_long_polling_breaks(tmp_path, backends):
         process.terminate(), process.wait(10)
 
 
-def test_websocket_upgrade_works_through_nginx(tmp_path, backends):
-    process, url, _ = run_nginx(tmp_path, backends, "ip_hash")
+def test_websocket_upgrade_works_through_nginx(tmp_path, nginx, backends):
+    process, url, _ = run_nginx(tmp_path, nginx, backends, "ip_hash")
     try:
         username = unique("user")
         client = ChatClient(url, username, http=sign_up(url, username)).connect()

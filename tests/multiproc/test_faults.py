@@ -54,7 +54,7 @@ def test_redis_restart_loses_no_message(pair, redis_server):
     redis_server.stop()
     health = requests.get(a.url + "/healthz", timeout=10)
     assert health.status_code == 503
-    assert health.json() == {"status": "error", "db": "ok", "redis": "error"}
+    assert health.json() == {"status": "error", "db": "ok", "redis": "error", "schema": "ok"}
     # Sends still commit (and ack) while Redis is away; only the broadcast to
     # the other process is lost, and catch-up recovers it.
     for i in range(5):

@@ -15,6 +15,11 @@ def available() -> str | None:
     """None when a PostgreSQL server answers, else why not."""
     import psycopg
 
+    from .requirements import WITHOUT, left_out
+
+    if left_out("postgresql"):
+        return f"PostgreSQL is left out by {WITHOUT}"
+
     try:
         with psycopg.connect(ADMIN_URL, connect_timeout=3):
             return None

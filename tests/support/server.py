@@ -18,6 +18,8 @@ from pathlib import Path
 
 import requests
 
+from .requirements import program
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 TEST_PASSWORD = "correct-horse-battery"
@@ -76,6 +78,7 @@ class Server:
     log_path: Path | None = None
     process: subprocess.Popen | None = None
     extra_args: tuple[str, ...] = ()
+    cwd: Path = ROOT  # another copy of the code (tests of an upgrade)
     _log_file: object = None
 
     @property
@@ -83,15 +86,22 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> "Server":
+        return self.launch().wait_healthy(timeout)
+
+    def wait_healthy(self, timeout: float = 30.0) -> "Server":
+        wait_until(self._healthy, timeout, message=f"gunicorn on {self.url} never became healthy")
+        return self
+
+    def launch(self) -> "Server":
+        """Start the process without waiting for it (``wait_healthy`` does)."""
         if self.log_path and self._log_file is None:
             self._log_file = open(self.log_path, "ab")
         log = self._log_file or subprocess.DEVNULL
         self.process = subprocess.Popen(
             [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--bind",
              f"127.0.0.1:{self.port}", *self.extra_args, "wsgi:app"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
-        wait_until(self._healthy, timeout, message=f"gunicorn on {self.url} never became healthy")
         return self
 
     def _healthy(self) -> bool:
@@ -138,9 +148,9 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> "RedisServer":
-        binary = shutil.which("redis-server")
+        binary = program("redis-server")
         if binary is None:
-            raise RuntimeError("redis-server is not installed (.ci/run installs it)")
+            raise RuntimeError("redis-server is not installed (make test installs it as root)")
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
