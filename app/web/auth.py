@@ -46,9 +46,13 @@ def _sign_in(user) -> None:
 def _sign_in_throttle(username: str) -> list[tuple[str, str, str]]:
     """The limits a sign-in attempt answers to: its account and its address.
 
-    Only failures are counted, and a throttled attempt is refused before the
-    password is even checked, so guessing stops while the account's owner,
-    from another address and once the account's window passes, gets in.
+    Each attempt reserves a unit of both before the password is checked, so
+    N concurrent guesses spend N units and only as many as the limit are
+    ever verified. A right password gives its units back: only failures
+    stay counted, so the account's owner is not locked out by their own
+    sign-ins. Once a limit is spent every attempt is refused unchecked, the
+    right password too, until the window moves: guessing stops while the
+    owner, from another address and once the account's window passes, gets in.
     """
     address = request.remote_addr or ""
     account = username.strip().lower()
@@ -69,14 +73,17 @@ def login():
     try:
         credentials = _form_credentials()
         throttle = _sign_in_throttle(credentials.username)
-        for rule, key, target in throttle:
-            limits.check(rule, key, target)
+        limits.reserve(throttle)
         try:
             user = users.authenticate(credentials.username, credentials.password)
         except Unauthenticated:
-            for rule, key, target in throttle:
-                limits.hit(rule, key, target)
+            raise  # a failure: its units stay spent
+        except BaseException:
+            # The password was right (a banned account) or the check never
+            # ran (an error): this attempt was no failed guess.
+            limits.refund_all(throttle)
             raise
+        limits.refund_all(throttle)
     except RateLimited as exc:
         log.info("sign-in throttled")
         seconds = max(1, math.ceil(exc.retry_after))
