@@ -15,6 +15,7 @@ from app import create_app
 from app.extensions import db, socketio
 from app.services.presence import store as presence_store
 from app.services.ratelimit import limits
+from app.services.typists import typists
 from app.sockets.connections import registry
 from app.sockets.public import settle_presence
 from tests.support.requirements import unavailable
@@ -41,6 +42,7 @@ def _reset_process_state() -> None:
     presence_store.__init__()
     registry.__init__()
     limits.reset()
+    typists.__init__()
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,8 @@ from .. import bus, events, schemas
 from ..extensions import db, socketio
 from ..services import Actor, messages, rooms
 from ..services.presence import store as presence
-from ..services.ratelimit import report
+from ..services.ratelimit import limits, report
+from ..services.typists import typists
 from .connections import Connection, registry
 from .edge import acked
 
@@ -90,19 +91,26 @@ class PublicNamespace(Namespace):
     def on_room_join(self, connection, payload):
         """``room:join``: this connection receives the room's events from now on.
 
-        Every connection in the room, this one included, gets ``presence``
-        (online). The ack carries the catch-up page after ``since`` or the
-        latest page.
+        When the caller was not yet online in the room anywhere (their first
+        connection joins it), every connection in the room, this one
+        included, gets ``presence`` (online); a repeated join or a second
+        tab changes nothing and repeats nothing. The ack carries the
+        catch-up page after ``since`` or the latest page, and who is online.
+        Counted by the heavy-read limit (``rate_limited``).
         """
         actor = connection.actor
+        limits.hit("heavy_read", actor.id, actor.username)
         room = rooms.join(actor, payload.room)
+        came_online = False
         if room.slug not in connection.rooms:
             join_room(events.room_channel(room.slug))
             connection.rooms[room.slug] = room
-            presence.joined(room.slug, actor.id)
+            was_online = presence.is_online(room.slug, actor.id)
+            came_online = presence.joined(room.slug, actor.id) and not was_online
         reply = rooms.join_reply(actor, room, presence.online(room.slug),
                                  payload.since, payload.limit)
-        events.presence(room.slug, actor.to_public(), True)
+        if came_online:
+            events.presence(room.slug, actor.to_public(), True)
         return reply
 
     @acked(schemas.RoomRef)
@@ -125,7 +133,8 @@ class PublicNamespace(Namespace):
 
     @acked(schemas.MessageHistory)
     def on_message_history(self, connection, payload):
-        """``message:history``: a page before or after an id, ascending."""
+        """``message:history``: a page before or after an id, ascending (heavy-read limit)."""
+        limits.hit("heavy_read", connection.actor.id, connection.actor.username)
         page, has_more = messages.history(connection.actor, payload.room,
                                           before=payload.before, after=payload.after,
                                           limit=payload.limit)
@@ -153,13 +162,20 @@ class PublicNamespace(Namespace):
         return {"room": rooms.open_dm(connection.actor, payload.user)}
 
     def on_typing(self, *args):
-        """``typing`` (no ack): to the room's other members' connections, if this one joined it."""
+        """``typing`` (no ack): to the room's other members' connections, if this one joined it.
+
+        Only changes of state, and one "true" per user and room every
+        ``TYPING_INTERVAL_SECONDS`` (app/services/typists.py).
+        """
         connection = registry.get(request.sid)
         try:
             payload = schemas.parse(schemas.Typing, args[0] if args else None)
         except Exception:
             return None  # typing is best-effort and has no ack to carry an error
         if connection is None or payload.room not in connection.rooms:
+            return None
+        if not typists.passes(connection.actor.id, payload.room, payload.typing,
+                              current_app.config["TYPING_INTERVAL_SECONDS"]):
             return None
         own = [c.sid for c in registry.of_user(connection.actor.id)]
         events.typing(payload.room, connection.actor.to_public(), payload.typing, own)
