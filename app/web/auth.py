@@ -86,12 +86,8 @@ def login():
         limits.refund_all(throttle)
     except RateLimited as exc:
         log.info("sign-in throttled")
-        seconds = max(1, math.ceil(exc.retry_after))
-        response = make_response(render_template(
-            "auth/login.html", error=f"Too many failed sign-ins. Try again in {seconds} seconds.",
-            next=next_url or "", username=request.form.get("username", "")[:64]), 429)
-        response.headers["Retry-After"] = str(seconds)
-        return response
+        return _throttled("auth/login.html", "Too many failed sign-ins.", exc,
+                          next=next_url or "", username=request.form.get("username", "")[:64])
     except DomainError as exc:
         log.info("sign-in refused: %s", exc.code)
         return render_template("auth/login.html", error=exc.message, next=next_url or "",
@@ -101,18 +97,44 @@ def login():
     return redirect(_safe_next(next_url), code=303)
 
 
+def _throttled(template: str, message: str, exc: RateLimited, **context):
+    """The form again, with HTTP 429 and ``Retry-After``."""
+    seconds = max(1, math.ceil(exc.retry_after))
+    response = make_response(render_template(
+        template, error=f"{message} Try again in {seconds} seconds.", **context), 429)
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
 @bp.route("/register", methods=["GET", "POST"])
 def register():
-    if not current_app.config["REGISTRATION_OPEN"]:
+    """Self sign-up; with ``REGISTRATION_OPEN=invite`` it takes a single-use invite code.
+
+    Every attempt spends a unit of the per-address sign-up limit before any
+    work (refused ones too: the form cannot be used to probe usernames or
+    guess codes faster than it makes accounts).
+    """
+    mode = current_app.config["REGISTRATION_OPEN"]
+    if not mode:
         abort(404)
+    invite_only = mode == "invite"
     if request.method == "GET":
-        return render_template("auth/register.html")
+        return render_template("auth/register.html", invite_only=invite_only,
+                               invite=request.args.get("invite", "")[:64])
+    context = {"invite_only": invite_only, "username": request.form.get("username", "")[:64],
+               "invite": request.form.get("invite", "")[:64]}
     try:
+        address = request.remote_addr or ""
+        limits.reserve([("signup_address", address, address)])
         credentials = _form_credentials()
-        user = users.create_user(credentials.username, credentials.password)
+        user = users.create_user(credentials.username, credentials.password,
+                                 invite=request.form.get("invite", "") if invite_only else None)
+    except RateLimited as exc:
+        log.info("sign-up throttled")
+        return _throttled("auth/register.html", "Too many sign-ups from this address.", exc,
+                          **context)
     except DomainError as exc:
-        return render_template("auth/register.html", error=exc.message,
-                               username=request.form.get("username", "")[:64]), exc.http_status
+        return render_template("auth/register.html", error=exc.message, **context), exc.http_status
     _sign_in(user)
     return redirect(url_for("chat.index"), code=303)
 

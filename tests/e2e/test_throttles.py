@@ -12,11 +12,12 @@ import re
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 
 import pytest
 import requests
 
-from tests.support.server import TEST_PASSWORD, flask_cli
+from tests.support.server import TEST_PASSWORD, flask_cli, wait_until
 
 from .conftest import start_server, stop_server, unique
 
@@ -155,3 +156,72 @@ def test_a_wrong_password_writes_no_traceback(throttled, throttled_env):
     # hub would have printed the exception by now.
     written = throttled.log()[before:]
     assert "Traceback" not in written and "VerifyMismatchError" not in written, written
+
+
+# -- sign-up -----------------------------------------------------------------
+
+def make_invites(env: dict, count: int = 1, hours: float | None = None) -> list[tuple[str, str]]:
+    """``flask --app wsgi create-invite``: (code, expires_at) pairs."""
+    args = ["create-invite", "--count", str(count)] + (["--hours", str(hours)] if hours else [])
+    lines = flask_cli(env, *args).splitlines()
+    return [(code, expires.removeprefix("expires ")) for code, expires in
+            (line.split("\t") for line in lines)]
+
+
+def sign_up_form(server, address: str | None = None) -> Form:
+    return Form(server.url, "/register", address or fresh_address())
+
+
+def can_sign_in(server, username: str) -> bool:
+    form = Form(server.url, "/login", fresh_address())
+    return form.post(username=username, password=TEST_PASSWORD).status_code == 303
+
+
+def test_invite_only_sign_up_needs_a_code_and_each_code_makes_one_account(throttled,
+                                                                         throttled_env):
+    page = requests.get(throttled.url + "/register", timeout=30)
+    assert page.status_code == 200 and 'name="invite"' in page.text
+    nameless = unique("uninvited")
+    refused = sign_up_form(throttled).post(username=nameless, password=TEST_PASSWORD)
+    assert refused.status_code == 403 and "invit" in refused.text
+    assert not can_sign_in(throttled, nameless)
+
+    [(code, _)] = make_invites(throttled_env)
+    first = unique("invited")
+    made = sign_up_form(throttled).post(username=first, password=TEST_PASSWORD, invite=code)
+    assert made.status_code == 303
+    second = unique("invited")
+    again = sign_up_form(throttled).post(username=second, password=TEST_PASSWORD, invite=code)
+    assert again.status_code == 403
+    assert can_sign_in(throttled, first) and not can_sign_in(throttled, second)
+
+
+def test_an_expired_invite_makes_no_account(throttled, throttled_env):
+    [(code, expires_at)] = make_invites(throttled_env, hours=0.0005)  # under 2 seconds
+    deadline = datetime.strptime(expires_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    wait_until(lambda: datetime.now(timezone.utc) > deadline, 30, message="the invite expiring")
+    username = unique("late")
+    late = sign_up_form(throttled).post(username=username, password=TEST_PASSWORD, invite=code)
+    assert late.status_code == 403
+    assert not can_sign_in(throttled, username)
+
+
+def test_concurrent_sign_ups_from_one_address_make_at_most_the_limit(throttled, throttled_env):
+    codes = [code for code, _ in make_invites(throttled_env, count=BURST // 3)]
+    address = fresh_address()
+    forms = [sign_up_form(throttled, address) for _ in codes]
+    names = [unique("minted") for _ in codes]
+    statuses = burst(forms, lambda n: {"username": names[n], "password": TEST_PASSWORD,
+                                       "invite": codes[n]})
+    assert statuses.count(303) == SIGNUP_LIMIT, statuses
+    assert statuses.count(429) == len(codes) - SIGNUP_LIMIT, statuses
+    assert sum(can_sign_in(throttled, name) for name in names) == SIGNUP_LIMIT
+    # Refused attempts count too: a wrong code from a spent address is refused unchecked.
+    refused = sign_up_form(throttled, address).post(username=unique("minted"),
+                                                    password=TEST_PASSWORD, invite="guess")
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    path = throttled_env["DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(path) as database:
+        audited = database.execute("SELECT target FROM audit_entries WHERE action = "
+                                   "'rate-limit:signup_address'").fetchall()
+    assert (address,) in audited
