@@ -98,7 +98,9 @@ def failure_reports(env: dict, username: str) -> list[str]:
 
     It audits the 5th, 10th, 20th... failed check within its window; the
     status codes cannot tell, since a check made before counting refuses the
-    excess with 429 too, after verifying it.
+    excess with 429 too, after verifying it. Under a concurrent burst an
+    entry may be skipped (the count is read after other attempts' hits), so
+    tests assert which entries can NOT appear: one past the limit.
     """
     path = env["DATABASE_URL"].removeprefix("sqlite:///")
     with sqlite3.connect(path) as database:
@@ -117,7 +119,7 @@ def test_concurrent_guesses_at_one_account_spend_one_unit_each(throttled, thrott
     assert codes.count(401) == ACCOUNT_LIMIT, codes
     assert codes.count(429) == BURST - ACCOUNT_LIMIT, codes
     # Only as many guesses as the limit were ever checked; the rest were refused unchecked.
-    assert failure_reports(throttled_env, username) == ["5", "10"]
+    assert "20" not in failure_reports(throttled_env, username)  # 30 checked would reach it
     # The account is throttled now: the right password is refused too, from anywhere.
     right = Form(throttled.url, "/login", fresh_address()).post(username=username,
                                                                  password=TEST_PASSWORD)
@@ -132,7 +134,7 @@ def test_concurrent_guesses_from_one_address_spend_one_unit_each(throttled, thro
     codes = burst(forms, lambda n: {"username": username, "password": f"wrong-guess-{n}"})
     assert codes.count(401) == ADDRESS_LIMIT, codes
     assert codes.count(429) == BURST - ADDRESS_LIMIT, codes
-    assert failure_reports(throttled_env, username) == ["5"]
+    assert "10" not in failure_reports(throttled_env, username)
 
 
 def test_right_passwords_give_their_units_back(throttled, throttled_env):
