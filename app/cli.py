@@ -84,6 +84,23 @@ def register(app) -> None:
         click.echo(f"Created the first admin.\n  username: {username}\n  password: {password}\n"
                    "Keep it safe: it is shown only this once.")
 
+    @app.cli.command("create-invite")
+    @click.option("--count", default=1, show_default=True, type=click.IntRange(1, 1000),
+                  help="How many codes to make.")
+    @click.option("--hours", type=float, default=None,
+                  help="Hours each code stays usable (default: INVITE_TTL_HOURS).")
+    def create_invite(count: int, hours: float | None) -> None:
+        """Make single-use invite codes for REGISTRATION_OPEN=invite; one per line."""
+        from .services import invites
+
+        ensure_schema()
+        for _ in range(count):
+            try:
+                invite = invites.create_invite("cli", hours)
+            except DomainError as exc:
+                raise click.ClickException(exc.message) from None
+            click.echo(f"{invite['code']}\texpires {invite['expires_at']}")
+
     @app.cli.command("announce")
     @click.argument("body")
     @click.option("--room", default=None, help="Only this room's members (its slug).")

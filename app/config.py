@@ -29,6 +29,19 @@ def _choice(name: str, choices: tuple[str, ...], default: str) -> str:
     return value
 
 
+def _registration(value: str | None):
+    """``REGISTRATION_OPEN``: true (anyone may sign up), false (no /register) or ``invite``.
+
+    ``invite``: sign-up needs a single-use invite code made by an admin
+    (``flask --app wsgi create-invite`` or the admin console).
+    """
+    if value is not None and value.strip().lower() == "invite":
+        return "invite"
+    if value is None or value == "":
+        return True
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
 def _origins(value: str | None) -> list[str] | None:
     """``CORS_ALLOWED_ORIGINS``: comma-separated origins; unset means same origin.
 
@@ -58,10 +71,13 @@ class Config:
     AUTO_MIGRATE = _choice("AUTO_MIGRATE", ("empty", "true", "false"), "empty")
     REDIS_URL = os.environ.get("REDIS_URL") or None
     CORS_ALLOWED_ORIGINS = _origins(os.environ.get("CORS_ALLOWED_ORIGINS"))
-    REGISTRATION_OPEN = _bool("REGISTRATION_OPEN", True)
+    REGISTRATION_OPEN = _registration(os.environ.get("REGISTRATION_OPEN"))
     # Rooms every new account joins (comma-separated names; empty: none), so
     # that a new user does not land in an empty sidebar. Created on first use.
     DEFAULT_ROOMS = os.environ.get("DEFAULT_ROOMS", "General")
+    # How long an invite code can be used. Long enough to pass a code on over
+    # a weekend; short enough that a leaked, forgotten code stops working.
+    INVITE_TTL_HOURS = float(os.environ.get("INVITE_TTL_HOURS", "72"))
     # How many reverse proxies (nginx) stand in front and set X-Forwarded-*.
     PROXY_COUNT = _int("PROXY_COUNT", 0)
     # WebSocket only: needed to run several gunicorn workers on one port
@@ -87,6 +103,11 @@ class Config:
     # per address it is higher, since one office or NAT holds many users.
     SIGNIN_USER_RATE_LIMIT = os.environ.get("SIGNIN_USER_RATE_LIMIT", "10 per 5 minutes")
     SIGNIN_ADDRESS_RATE_LIMIT = os.environ.get("SIGNIN_ADDRESS_RATE_LIMIT", "50 per 5 minutes")
+    # Sign-up attempts per address. Each account multiplies every per-user
+    # limit (rooms an hour, sends), so a script must not mint them: a person
+    # makes one account, a household or an office behind one NAT a few an
+    # hour; 10 an hour lets those through and holds a script to 240 a day.
+    SIGNUP_ADDRESS_RATE_LIMIT = os.environ.get("SIGNUP_ADDRESS_RATE_LIMIT", "10 per hour")
     # Rooms are cheap to make and costly to moderate: a person creates a few
     # a day, a spam script thousands.
     ROOM_CREATE_RATE_LIMIT = os.environ.get("ROOM_CREATE_RATE_LIMIT", "10 per hour")
@@ -102,6 +123,17 @@ class Config:
     # load test, which should raise it.
     MAX_CONNECTIONS_PER_USER = _int("MAX_CONNECTIONS_PER_USER", 50)
     MAX_CONNECTIONS_PER_ADDRESS = _int("MAX_CONNECTIONS_PER_ADDRESS", 2000)
+    # room:join and message:history per user: each reads up to a page of 500
+    # messages. A client that reconnects rejoins every room it shows at once
+    # (50 rooms is a heavy user), so 200 a minute lets one rejoin all 50 four
+    # times a minute with history to spare, while a script asking for
+    # 500-message pages is held to about three a second.
+    HEAVY_READ_RATE_LIMIT = os.environ.get("HEAVY_READ_RATE_LIMIT", "200 per minute")
+    # At most one "typing: true" per user and room is passed on in this many
+    # seconds (and "false" only after a "true"). The web client refreshes
+    # every 3 s and its notices last 6 s, so a person's every refresh gets
+    # through; a script sending thousands a second reaches the room twice.
+    TYPING_INTERVAL_SECONDS = float(os.environ.get("TYPING_INTERVAL_SECONDS", "2"))
     HISTORY_DEFAULT_LIMIT = 100
     HISTORY_MAX_LIMIT = 500
     # Engine.IO's maximum packet: a larger one closes that connection.
@@ -171,6 +203,8 @@ class TestingConfig(Config):
     # turns the default room on where it tests it.
     DEFAULT_ROOMS = ""
     DM_OPEN_RATE_LIMIT = "10000 per minute"
+    SIGNUP_ADDRESS_RATE_LIMIT = "10000 per minute"
+    HEAVY_READ_RATE_LIMIT = "10000 per minute"
 
 
 CONFIGS = {

@@ -176,3 +176,20 @@ class AuditEntry(db.Model):
     def to_public(self) -> dict:
         return {"id": self.id, "at": isoformat(self.at), "actor": self.actor,
                 "action": self.action, "target": self.target, "detail": self.detail}
+
+
+class Invite(db.Model):
+    """A single-use sign-up code, for ``REGISTRATION_OPEN=invite``.
+
+    Only the code's SHA-256 is kept: a copy of the database does not hand
+    out codes that still work.
+    """
+
+    __tablename__ = "invites"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_by: Mapped[str] = mapped_column(String(80))  # an admin's username, or "cli"
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    used_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -76,7 +76,12 @@ def _failure_window():
     state = current_app.extensions.get("parley_failed_sign_ins")
     if state is None:
         url = current_app.config.get("REDIS_URL")
-        limiter = MovingWindowRateLimiter(storage_from_string(url if url else "memory://"))
+        # In memory, the rate limits' own storage: limits' MemoryStorage can
+        # yield to another greenlet between a hit and the count read after
+        # it, so concurrent failures could skip the 10th and never report it.
+        from .ratelimit import ProcessMemory
+
+        limiter = MovingWindowRateLimiter(storage_from_string(url) if url else ProcessMemory())
         item = parse(f"{_FAILURE_COUNT_CAP} per {FAILED_SIGN_IN_WINDOW}")
         state = current_app.extensions["parley_failed_sign_ins"] = (limiter, item)
     return state

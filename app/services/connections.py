@@ -10,6 +10,7 @@ One owner for the realtime state of a server process (``live``):
   member offline a few seconds after their last connection closes;
 - the handlers of the control messages (``app.control``) that other
   processes send to act on this process's connections;
+- the typing throttle (``app.services.typists``);
 - the admin console's stats push.
 
 Lifecycle: ``use_presence`` at start-up (``cluster.configure``), ``reset``
@@ -32,6 +33,7 @@ from . import Actor
 from .presence import MemoryPresence
 from .ratelimit import report
 from .rooms import RoomRef
+from .typists import TypingThrottle
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,7 @@ class Live:
         self.presence: MemoryPresence = MemoryPresence()
         # Offline pushes still waiting out their grace period (see ``settle``).
         self._pending_offline: set[object] = set()
+        self.typing = TypingThrottle()
         self.stats_push = StatsPush(self)
 
     # -- lifecycle ----------------------------------------------------------
@@ -142,6 +145,7 @@ class Live:
         self.admins.clear()
         self.presence = MemoryPresence()
         self._pending_offline.clear()
+        self.typing = TypingThrottle()
         self.stats_push.running = False
 
     def settle(self, timeout: float) -> None:
@@ -191,13 +195,19 @@ class Live:
                 socketio.start_background_task(self._offline_after_grace, app, slug,
                                                connection.actor, grace)
 
-    def joined(self, connection: Connection, room: RoomRef) -> bool:
-        """Count ``connection`` in ``room``; False when it had joined already."""
+    def joined(self, connection: Connection, room: RoomRef) -> tuple[bool, bool]:
+        """Count ``connection`` in ``room``: whether it is new there, and whether
+        its member just came online in the room (on no process before).
+
+        Presence ``online`` is pushed for the second only, so a repeated join
+        or a second tab repeats nothing (n joins cost n pushes, not n²).
+        """
         if room.slug in connection.rooms:
-            return False
+            return False, False
         connection.rooms[room.slug] = room
-        self.presence.joined(room.slug, connection.actor.id)
-        return True
+        was_online = self.presence.is_online(room.slug, connection.actor.id)
+        first_here = self.presence.joined(room.slug, connection.actor.id)
+        return True, first_here and not was_online
 
     def _offline_after_grace(self, app, slug: str, actor: Actor, grace: float) -> None:
         token = object()

@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 # What each rule's refusal says, and the setting that holds the rule.
 RULES = {
     "message": ("MESSAGE_RATE_LIMIT", "too many messages; slow down"),
-    # Failed sign-ins only: a user who types the password right is never held up.
+    # Sign-ins reserve a unit of each before the password is checked and a
+    # success gives it back: only failures stay counted, and concurrent
+    # guesses cannot all pass a check made before any of them is counted.
     "signin_user": ("SIGNIN_USER_RATE_LIMIT",
                     "too many failed sign-ins for this account; try again later"),
     "signin_address": ("SIGNIN_ADDRESS_RATE_LIMIT",
@@ -34,6 +36,11 @@ RULES = {
     "room_create": ("ROOM_CREATE_RATE_LIMIT", "too many rooms created; try again later"),
     "user_search": ("USER_SEARCH_RATE_LIMIT", "too many user look-ups; slow down"),
     "dm_open": ("DM_OPEN_RATE_LIMIT", "too many direct messages opened; try again later"),
+    # Every sign-up attempt counts, refused ones too: the form cannot be used
+    # to probe names or guess invite codes faster than it creates accounts.
+    "signup_address": ("SIGNUP_ADDRESS_RATE_LIMIT",
+                       "too many sign-ups from this address; try again later"),
+    "heavy_read": ("HEAVY_READ_RATE_LIMIT", "too many room joins and history pages; slow down"),
 }
 # One audit entry per rule and key a minute at most.
 AUDIT_EVERY = parse("1 per minute")
@@ -98,6 +105,13 @@ class ProcessMemory(MemoryStorage):
                 return now, 0
             return hits[0], len(hits)
 
+    def refund(self, key: str) -> None:
+        """Give back the newest hit of ``key`` (see ``Limits.refund``)."""
+        with self._guard:
+            entry = self._windows.get(key)
+            if entry and entry[1]:
+                entry[1].pop()
+
     def clear(self, key: str) -> None:
         with self._guard:
             self._windows.pop(key, None)
@@ -135,6 +149,46 @@ class Limits:
             return
         if not allowed:
             self._refuse(rule, key, target)
+
+    def reserve(self, spends: list[tuple[str, str | int, str | None]]) -> None:
+        """Spend one unit of each ``(rule, key, target)``, all or none, or raise ``RateLimited``.
+
+        Spent before slow work that an attacker could start many of at once
+        (a password hash): a check before it and a hit after would let a
+        burst of concurrent attempts all pass the check.
+        """
+        spent = []
+        try:
+            for rule, key, target in spends:
+                self.hit(rule, key, target)
+                spent.append((rule, key, target))
+        except RateLimited:
+            self.refund_all(spent)
+            raise
+
+    def refund_all(self, spends: list[tuple[str, str | int, str | None]]) -> None:
+        for rule, key, _ in spends:
+            self.refund(rule, key)
+
+    def refund(self, rule: str, key: str | int) -> None:
+        """Give back one unit of ``rule`` spent by ``hit`` for ``key``.
+
+        For a reservation that turned out not to count (a sign-in with the
+        right password). The newest hit of the window is removed: the count
+        is the same as removing this one's, and the window lasts no less.
+        Redis keeps a moving window as a list, newest first (``limits``'
+        acquire script pushes on the left), so that is one LPOP.
+        """
+        storage_key = self._rules[rule].key_for(rule, str(key))
+        storage = self._limiter.storage
+        try:
+            if isinstance(storage, ProcessMemory):
+                storage.refund(storage_key)
+            else:
+                storage.get_connection().lpop(storage.prefixed_key(storage_key))
+        except Exception:
+            # Unrefunded, the unit simply expires with its window.
+            log.warning("rate limit storage unavailable; no refund for %s", rule, exc_info=True)
 
     def check(self, rule: str, key: str | int, target: str | None = None) -> None:
         """Raise ``RateLimited`` if ``rule`` is spent for ``key``; spend nothing."""

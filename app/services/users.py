@@ -15,7 +15,7 @@ from .. import events
 from ..errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from ..extensions import db
 from ..models import LoginSession, User, isoformat, utcnow
-from . import audit
+from . import audit, invites
 from .threads import offload
 
 log = logging.getLogger(__name__)
@@ -63,23 +63,33 @@ def get_user(username: str) -> User:
     return user
 
 
-def create_user(username: str, password: str, *, is_admin: bool = False) -> User:
+def create_user(username: str, password: str, *, is_admin: bool = False,
+                invite: str | None = None) -> User:
+    """A new account; with ``invite``, that code is spent in the same transaction."""
     username = check_username(username)
     password = check_password(password)
+    if invite is not None:
+        invite = invites.check_code(invite)
     if find_user(username) is not None:
         raise Conflict("that username is taken", field="username")
     hashed = offload(_hasher().hash, password)
     user = User(username=username, username_key=username.lower(),
                 password_hash=hashed, is_admin=is_admin)
     db.session.add(user)
-    db.session.flush()
-    # A new user lands in the instance's default rooms, in the same
-    # transaction: an account never exists without them.
-    from .rooms import join_default_rooms  # rooms imports this module
+    try:
+        db.session.flush()  # the user's id, for the invite's used_by and the memberships
+        if invite is not None:
+            invites.spend(invite, user)
+        # A new user lands in the instance's default rooms, in the same
+        # transaction: an account never exists without them.
+        from .rooms import join_default_rooms  # rooms imports this module
 
-    join_default_rooms(user.id)
+        join_default_rooms(user.id)
+    except Exception:
+        db.session.rollback()
+        raise
     db.session.commit()
-    log.info("user created id=%s admin=%s", user.id, is_admin)
+    log.info("user created id=%s admin=%s invited=%s", user.id, is_admin, invite is not None)
     return user
 
 

@@ -49,6 +49,13 @@ class AdminNamespace(ChatNamespace):
         live.admins.remove(request.sid)
 
     @admin_event(schemas.Empty)
+    def on_invite_create(self, connection, payload):
+        """``invite:create``: a single-use sign-up code, shown in the ack only (audited without it)."""
+        from ..services import invites
+
+        return {"invite": invites.create_invite(connection.actor.username)}
+
+    @admin_event(schemas.Empty)
     def on_stats(self, connection, payload):
         """``stats``: connections, users online, rooms, messages, and per-worker connections."""
         return stats.snapshot()

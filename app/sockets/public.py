@@ -59,17 +59,23 @@ class PublicNamespace(ChatNamespace):
     def on_room_join(self, connection, payload):
         """``room:join``: this connection receives the room's events from now on.
 
-        Every connection in the room, this one included, gets ``presence``
-        (online). The ack carries the catch-up page after ``since`` or the
-        latest page.
+        When the caller was not yet online in the room anywhere (their first
+        connection joins it), every connection in the room, this one
+        included, gets ``presence`` (online); a repeated join or a second
+        tab changes nothing and repeats nothing. The ack carries the
+        catch-up page after ``since`` or the latest page, and who is online.
+        Counted by the heavy-read limit (``rate_limited``).
         """
         actor = connection.actor
+        limits.hit("heavy_read", actor.id, actor.username)
         room = rooms.join(actor, payload.room)
-        if live.joined(connection, room):
+        joined_now, came_online = live.joined(connection, room)
+        if joined_now:
             join_room(events.room_channel(room.slug))
         reply = rooms.join_reply(actor, room, live.presence.online(room.slug),
                                  payload.since, payload.limit)
-        events.presence(room.slug, actor.to_public(), True)
+        if came_online:
+            events.presence(room.slug, actor.to_public(), True)
         return reply
 
     @acked(schemas.RoomRef)
@@ -92,7 +98,8 @@ class PublicNamespace(ChatNamespace):
 
     @acked(schemas.MessageHistory)
     def on_message_history(self, connection, payload):
-        """``message:history``: a page before or after an id, ascending."""
+        """``message:history``: a page before or after an id, ascending (heavy-read limit)."""
+        limits.hit("heavy_read", connection.actor.id, connection.actor.username)
         page, has_more = messages.history(connection.actor, payload.room,
                                           before=payload.before, after=payload.after,
                                           limit=payload.limit)
@@ -126,13 +133,20 @@ class PublicNamespace(ChatNamespace):
         return {"users": users.search(payload.query, payload.limit)}
 
     def on_typing(self, *args):
-        """``typing`` (no ack): to the room's other members' connections, if this one joined it."""
+        """``typing`` (no ack): to the room's other members' connections, if this one joined it.
+
+        Only changes of state, and one "true" per user and room every
+        ``TYPING_INTERVAL_SECONDS`` (``live.typing``, app/services/typists.py).
+        """
         connection = live.public.get(request.sid)
         try:
             payload = schemas.parse(schemas.Typing, args[0] if args else None)
         except Exception:
             return None  # typing is best-effort and has no ack to carry an error
         if connection is None or payload.room not in connection.rooms:
+            return None
+        if not live.typing.passes(connection.actor.id, payload.room, payload.typing,
+                                  current_app.config["TYPING_INTERVAL_SECONDS"]):
             return None
         own = [c.sid for c in live.public.of_user(connection.actor.id)]
         events.typing(payload.room, connection.actor.to_public(), payload.typing, own)

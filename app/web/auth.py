@@ -46,9 +46,13 @@ def _sign_in(user) -> None:
 def _sign_in_throttle(username: str) -> list[tuple[str, str, str]]:
     """The limits a sign-in attempt answers to: its account and its address.
 
-    Only failures are counted, and a throttled attempt is refused before the
-    password is even checked, so guessing stops while the account's owner,
-    from another address and once the account's window passes, gets in.
+    Each attempt reserves a unit of both before the password is checked, so
+    N concurrent guesses spend N units and only as many as the limit are
+    ever verified. A right password gives its units back: only failures
+    stay counted, so the account's owner is not locked out by their own
+    sign-ins. Once a limit is spent every attempt is refused unchecked, the
+    right password too, until the window moves: guessing stops while the
+    owner, from another address and once the account's window passes, gets in.
     """
     address = request.remote_addr or ""
     account = username.strip().lower()
@@ -69,22 +73,21 @@ def login():
     try:
         credentials = _form_credentials()
         throttle = _sign_in_throttle(credentials.username)
-        for rule, key, target in throttle:
-            limits.check(rule, key, target)
+        limits.reserve(throttle)
         try:
             user = users.authenticate(credentials.username, credentials.password)
         except Unauthenticated:
-            for rule, key, target in throttle:
-                limits.hit(rule, key, target)
+            raise  # a failure: its units stay spent
+        except BaseException:
+            # The password was right (a banned account) or the check never
+            # ran (an error): this attempt was no failed guess.
+            limits.refund_all(throttle)
             raise
+        limits.refund_all(throttle)
     except RateLimited as exc:
         log.info("sign-in throttled")
-        seconds = max(1, math.ceil(exc.retry_after))
-        response = make_response(render_template(
-            "auth/login.html", error=f"Too many failed sign-ins. Try again in {seconds} seconds.",
-            next=next_url or "", username=request.form.get("username", "")[:64]), 429)
-        response.headers["Retry-After"] = str(seconds)
-        return response
+        return _throttled("auth/login.html", "Too many failed sign-ins.", exc,
+                          next=next_url or "", username=request.form.get("username", "")[:64])
     except DomainError as exc:
         log.info("sign-in refused: %s", exc.code)
         return render_template("auth/login.html", error=exc.message, next=next_url or "",
@@ -94,18 +97,44 @@ def login():
     return redirect(_safe_next(next_url), code=303)
 
 
+def _throttled(template: str, message: str, exc: RateLimited, **context):
+    """The form again, with HTTP 429 and ``Retry-After``."""
+    seconds = max(1, math.ceil(exc.retry_after))
+    response = make_response(render_template(
+        template, error=f"{message} Try again in {seconds} seconds.", **context), 429)
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
 @bp.route("/register", methods=["GET", "POST"])
 def register():
-    if not current_app.config["REGISTRATION_OPEN"]:
+    """Self sign-up; with ``REGISTRATION_OPEN=invite`` it takes a single-use invite code.
+
+    Every attempt spends a unit of the per-address sign-up limit before any
+    work (refused ones too: the form cannot be used to probe usernames or
+    guess codes faster than it makes accounts).
+    """
+    mode = current_app.config["REGISTRATION_OPEN"]
+    if not mode:
         abort(404)
+    invite_only = mode == "invite"
     if request.method == "GET":
-        return render_template("auth/register.html")
+        return render_template("auth/register.html", invite_only=invite_only,
+                               invite=request.args.get("invite", "")[:64])
+    context = {"invite_only": invite_only, "username": request.form.get("username", "")[:64],
+               "invite": request.form.get("invite", "")[:64]}
     try:
+        address = request.remote_addr or ""
+        limits.reserve([("signup_address", address, address)])
         credentials = _form_credentials()
-        user = users.create_user(credentials.username, credentials.password)
+        user = users.create_user(credentials.username, credentials.password,
+                                 invite=request.form.get("invite", "") if invite_only else None)
+    except RateLimited as exc:
+        log.info("sign-up throttled")
+        return _throttled("auth/register.html", "Too many sign-ups from this address.", exc,
+                          **context)
     except DomainError as exc:
-        return render_template("auth/register.html", error=exc.message,
-                               username=request.form.get("username", "")[:64]), exc.http_status
+        return render_template("auth/register.html", error=exc.message, **context), exc.http_status
     _sign_in(user)
     return redirect(url_for("chat.index"), code=303)
 

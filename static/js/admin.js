@@ -426,6 +426,18 @@ $("announce-form").addEventListener("submit", async (event) => {
   $("announce-sent").textContent = `Sent to ${room || "every room"} at ${when(ack.announcement.created_at)}.`;
 });
 
+// -- invite codes -------------------------------------------------------------------
+
+$("invite-create").addEventListener("click", async () => {
+  const ack = await call("invite:create");
+  showError($("invite-error"), ack);
+  $("invite-made").hidden = !ack.ok;
+  if (!ack.ok) return;
+  $("invite-code").textContent = ack.invite.code;
+  $("invite-expires").textContent = when(ack.invite.expires_at);
+  $("invite-expires").setAttribute("datetime", ack.invite.expires_at);
+});
+
 // -- the audit feed ---------------------------------------------------------------
 
 const auditFeed = $("audit-feed");

@@ -5,6 +5,8 @@ import time
 
 import pytest
 
+from app.extensions import socketio
+
 from tests.conftest import call, received
 
 from .conftest import drain, joined, public_room, settle, wait_for
@@ -98,6 +100,31 @@ def test_presence_is_per_room(app, auth, grace):
     assert offline == [presence(app, "bob", False, "general")]
 
 
+def test_a_repeated_join_or_a_second_tab_repeats_no_presence(app, auth):
+    alice, bob = auth.socket("alice"), auth.socket("bob")
+    bob_tab = auth.socket("bob")
+    public_room(alice)
+    joined(bob, "general")
+    drain(alice, bob)
+    for _ in range(5):
+        joined(bob, "general")
+    ack = joined(bob_tab, "general")
+    assert person(app, "bob") in ack["online"]  # the new tab learns who is online from its ack
+    assert received(alice, "presence") == []
+    assert received(bob, "presence") == [] and received(bob_tab, "presence") == []
+
+
+def test_presence_online_is_sent_again_after_the_member_went_offline(app, auth, grace):
+    alice, bob = auth.socket("alice"), auth.socket("bob")
+    public_room(alice)
+    joined(bob, "general")
+    bob.disconnect(PUBLIC)
+    wait_for(lambda: received(alice, "presence") == [presence(app, "bob", False)],
+             timeout=grace + 2)
+    joined(auth.socket("bob"), "general")
+    assert received(alice, "presence") == [presence(app, "bob", True)]
+
+
 # -- typing -----------------------------------------------------------------
 
 def typing(sock, payload) -> None:
@@ -155,3 +182,65 @@ def test_a_typing_event_sent_with_an_ack_gets_an_empty_one(auth):
     # typing needs no ack; a client that asks for one is not left waiting.
     assert call(alice, "typing", {"room": "general", "typing": True}) == []
     assert len(received(bob, "typing")) == 1
+
+
+def typing_notice(app, username: str, is_typing: bool) -> dict:
+    return {"room": "general", "user": person(app, username), "typing": is_typing}
+
+
+@pytest.fixture
+def typing_interval(app) -> float:
+    app.config["TYPING_INTERVAL_SECONDS"] = 0.5
+    return 0.5
+
+
+def test_a_typing_flood_reaches_the_room_once_per_interval(app, auth, typing_interval):
+    alice, bob = auth.socket("alice"), auth.socket("bob")
+    alice_tab = auth.socket("alice")
+    public_room(alice)
+    joined(alice_tab, "general")
+    joined(bob, "general")
+    drain(alice, alice_tab, bob)
+    for n in range(200):  # a script, from two connections, flipping state each time
+        typing(alice if n % 2 else alice_tab, {"room": "general", "typing": n % 4 < 2})
+    assert received(bob, "typing") == [typing_notice(app, "alice", True),
+                                       typing_notice(app, "alice", False)]
+
+
+def test_typing_passes_on_changes_of_state_only(app, auth, typing_interval):
+    alice, bob = auth.socket("alice"), auth.socket("bob")
+    public_room(alice)
+    joined(bob, "general")
+    drain(alice, bob)
+    typing(alice, {"room": "general", "typing": False})  # nothing was shown: nothing to stop
+    typing(alice, {"room": "general", "typing": True})
+    typing(alice, {"room": "general", "typing": False})
+    typing(alice, {"room": "general", "typing": False})
+    assert received(bob, "typing") == [typing_notice(app, "alice", True),
+                                       typing_notice(app, "alice", False)]
+
+
+def test_a_person_typing_is_refreshed_after_each_interval(app, auth, typing_interval):
+    alice, bob = auth.socket("alice"), auth.socket("bob")
+    public_room(alice)
+    joined(bob, "general")
+    drain(alice, bob)
+    typing(alice, {"room": "general", "typing": True})
+    typing(alice, {"room": "general", "typing": True})  # within the interval: held back
+    assert len(received(bob, "typing")) == 1
+    # The web client's refresh, once the interval has passed, gets through.
+    socketio.sleep(typing_interval + 0.05)
+    typing(alice, {"room": "general", "typing": True})
+    assert received(bob, "typing") == [typing_notice(app, "alice", True)]
+
+
+def test_one_users_typing_does_not_hold_up_anothers(app, auth, typing_interval):
+    alice, bob, carol = auth.socket("alice"), auth.socket("bob"), auth.socket("carol")
+    public_room(alice)
+    joined(bob, "general")
+    joined(carol, "general")
+    drain(alice, bob, carol)
+    typing(alice, {"room": "general", "typing": True})
+    typing(carol, {"room": "general", "typing": True})
+    assert received(bob, "typing") == [typing_notice(app, "alice", True),
+                                       typing_notice(app, "carol", True)]

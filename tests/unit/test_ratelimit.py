@@ -7,6 +7,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from app.services import ratelimit
+from app.errors import RateLimited
 from app.services.ratelimit import ProcessMemory
 
 
@@ -71,3 +72,35 @@ def test_idle_keys_are_swept(clock):
     limiter.hit(rule, "late")
     assert len(storage._windows) == 1
     assert storage.reset() == 1
+
+
+@pytest.fixture
+def sign_in_limits(app):
+    app.config.update(SIGNIN_USER_RATE_LIMIT="2 per minute", SIGNIN_ADDRESS_RATE_LIMIT="3 per minute")
+    with app.app_context():
+        ratelimit.limits.init_app(app)
+        yield ratelimit.limits
+    ratelimit.limits.init_app(app)
+
+
+def test_a_refund_gives_back_one_reserved_unit(sign_in_limits):
+    spends = [("signin_user", "bob", "bob"), ("signin_address", "10.0.0.1", "10.0.0.1")]
+    for _ in range(5):  # reserved and refunded: a right password, again and again
+        sign_in_limits.reserve(spends)
+        sign_in_limits.refund_all(spends)
+    sign_in_limits.reserve(spends)
+    sign_in_limits.reserve(spends)
+    with pytest.raises(RateLimited):
+        sign_in_limits.reserve(spends)
+
+
+def test_a_refused_reservation_spends_none_of_its_limits(sign_in_limits):
+    for n in range(3):
+        sign_in_limits.reserve([("signin_address", "10.0.0.1", None)])
+    with pytest.raises(RateLimited):
+        sign_in_limits.reserve([("signin_user", "bob", None), ("signin_address", "10.0.0.1", None)])
+    # bob's unit, taken before the address refused, was given back.
+    sign_in_limits.reserve([("signin_user", "bob", None)])
+    sign_in_limits.reserve([("signin_user", "bob", None)])
+    with pytest.raises(RateLimited):
+        sign_in_limits.reserve([("signin_user", "bob", None)])
