@@ -77,7 +77,15 @@ def register_extensions(app: Flask) -> None:
     # Background work (heartbeat, control bus) starts in a serving process
     # only: gunicorn's post_worker_init calls this, and so does the first
     # socket connection under any other server. CLI commands never start it.
-    app.extensions["parley_start"] = lambda: cluster.start(app, _connection_count)
+    app.extensions["parley_start"] = lambda: _start_background(app)
+
+
+def _start_background(app: Flask) -> None:
+    from . import metrics
+    from .services import cluster
+
+    cluster.start(app, _connection_count)
+    metrics.start(app)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -103,10 +111,12 @@ def _init_socketio(app: Flask) -> None:
     from .sockets.polling import cap_polling_responses
 
     cap_polling_responses()
+    from .sockets.tokenauth import origin_policy
 
     options = {
         "transports": app.config["SOCKET_TRANSPORTS"],
-        "cors_allowed_origins": app.config["CORS_ALLOWED_ORIGINS"],
+        # The Origin rule, except for cookieless (token) clients: see tokenauth.
+        "cors_allowed_origins": origin_policy(app.config["CORS_ALLOWED_ORIGINS"]),
         "max_http_buffer_size": app.config["MAX_PAYLOAD_BYTES"],
         "ping_interval": 25,
         "ping_timeout": 20,
@@ -137,12 +147,15 @@ def _connection_count() -> int:
 
 
 def register_blueprints(app: Flask) -> None:
+    from . import api, metrics
     from .web import admin, auth, chat, health
 
     app.register_blueprint(admin.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(health.bp)
+    api.init_app(app)
+    metrics.init_app(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -32,6 +32,9 @@ RULES = {
     "signin_address": ("SIGNIN_ADDRESS_RATE_LIMIT",
                        "too many failed sign-ins from this address; try again later"),
     "room_create": ("ROOM_CREATE_RATE_LIMIT", "too many rooms created; try again later"),
+    # Failed bot-key and refresh-token requests (POST /api/v1/auth/*).
+    "token_address": ("TOKEN_ADDRESS_RATE_LIMIT",
+                      "too many failed token requests from this address; try again later"),
 }
 # One audit entry per rule and key a minute at most.
 AUDIT_EVERY = parse("1 per minute")
@@ -170,6 +173,9 @@ def report(rule: str, key: str, detail: str) -> None:
     Callers may be in the middle of refusing an attacker: a failure to write
     the entry (database busy) is logged and the refusal goes on.
     """
+    from .. import metrics
+
+    metrics.rate_limited(rule)
     if not limits.first_this_minute(rule, key):
         return
     from ..extensions import db

@@ -11,7 +11,6 @@ import dataclasses
 import logging
 
 from flask import current_app, request
-from flask_login import current_user
 # python-socketio's ConnectionRefusedError, not the builtin of the same name:
 # only its arguments reach the client's ``connect_error`` as ``data``.
 from flask_socketio import ConnectionRefusedError, Namespace, join_room
@@ -21,6 +20,7 @@ from ..extensions import db, socketio
 from ..services import Actor, audit, moderation, stats
 from .connections import Connection, Registry, registry
 from .edge import acked
+from .tokenauth import close_at_expiry, connecting_user
 
 log = logging.getLogger(__name__)
 
@@ -47,25 +47,27 @@ def admin_event(schema):
 
 class AdminNamespace(Namespace):
     def on_connect(self, auth=None):
-        """An admin's console connects with its session cookie.
+        """An admin's console (or an admin bot) connects with its session cookie or a token.
 
         Refused (``connect_error`` with ``data.code``) when signed out,
         banned, or not an admin. The first admin of a process starts its
         stats push.
         """
         try:
-            if not current_user.is_authenticated:
+            user, token_expires = connecting_user(auth)
+            if not user.is_authenticated:
                 raise ConnectionRefusedError("not signed in", {"code": "unauthenticated"})
-            if current_user.is_banned():
+            if user.is_banned():
                 raise ConnectionRefusedError("this account is banned", {"code": "forbidden"})
-            if not current_user.is_admin:
+            if not user.is_admin:
                 raise ConnectionRefusedError("admins only", {"code": "forbidden"})
             current_app.extensions["parley_start"]()
-            admins.add(Connection(request.sid, Actor.of(current_user),
-                                  current_user.login_session.token))
+            admins.add(Connection(request.sid, Actor.of(user), user.login_session.token))
             join_room(LOCAL_ADMINS)
             stats_push.ensure_running(current_app._get_current_object())
-            log.info("admin console connected user=%s", current_user.id)
+            if token_expires is not None:
+                close_at_expiry(admins, request.sid, self.namespace, token_expires)
+            log.info("admin console connected user=%s", user.id)
         finally:
             db.session.remove()
 

@@ -5,7 +5,6 @@ import logging
 import time
 
 from flask import current_app, request
-from flask_login import current_user
 # python-socketio's ConnectionRefusedError, not the builtin of the same name:
 # only its arguments reach the client's connect_error (data.code).
 from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_room
@@ -17,6 +16,7 @@ from ..services.presence import store as presence
 from ..services.ratelimit import report
 from .connections import Connection, registry
 from .edge import acked
+from .tokenauth import close_at_expiry, connecting_user
 
 log = logging.getLogger(__name__)
 
@@ -26,24 +26,28 @@ _pending_offline: set[object] = set()
 
 class PublicNamespace(Namespace):
     def on_connect(self, auth=None):
-        """A browser or client connects with its session cookie.
+        """A browser or client connects with its session cookie, or an
+        access token in ``auth={"token"}`` (see ``tokenauth``).
 
         Refused (the client gets ``connect_error`` with ``data.code``) without
         a live session or for a banned user. The connection joins its user's
         private channel, for pushes such as ``room:added``.
         """
         try:
-            if not current_user.is_authenticated:
+            user, token_expires = connecting_user(auth)
+            if not user.is_authenticated:
                 raise ConnectionRefusedError("not signed in", {"code": "unauthenticated"})
-            if current_user.is_banned():
+            if user.is_banned():
                 raise ConnectionRefusedError("this account is banned", {"code": "forbidden"})
             address = request.remote_addr or ""
-            _check_connection_caps(current_user, address)
+            _check_connection_caps(user, address)
             current_app.extensions["parley_start"]()
-            registry.add(Connection(request.sid, Actor.of(current_user),
-                                    current_user.login_session.token, address=address))
-            presence.connected(current_user.id)
-            join_room(events.user_channel(current_user.id))
+            registry.add(Connection(request.sid, Actor.of(user),
+                                    user.login_session.token, address=address))
+            presence.connected(user.id)
+            join_room(events.user_channel(user.id))
+            if token_expires is not None:
+                close_at_expiry(registry, request.sid, self.namespace, token_expires)
         finally:
             db.session.remove()
 

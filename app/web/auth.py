@@ -12,7 +12,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from ..errors import DomainError, RateLimited, Unauthenticated
 from ..extensions import login_manager
 from ..schemas import Credentials, parse
-from ..services import users
+from ..services import tokens, users
 from ..services.ratelimit import limits
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,8 @@ def register():
 @login_required
 def logout():
     users.end_session(current_user.login_session.token)
+    # Signing out also ends the user's API token sign-ins (issue 15).
+    tokens.revoke_user_families(current_user.id)
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"), code=303)
