@@ -157,6 +157,15 @@ class AuditHistory(Payload):
     limit: int | None = Field(default=None, ge=1)
 
 
+class BotCreate(Payload):
+    name: Username
+    admin: bool = False
+
+
+class BotRef(Payload):
+    bot: Username
+
+
 class Credentials(Payload):
     """The sign-in and sign-up forms (form fields arrive as text)."""
 
