@@ -120,14 +120,18 @@ def start(app) -> None:
 
 
 def _count_forever() -> None:
+    global _counting
     from .extensions import socketio
 
-    while True:
-        try:
-            count_connections()
-        except Exception:
-            log.warning("could not count connections for metrics", exc_info=True)
-        socketio.sleep(CONNECTIONS_EVERY_SECONDS)
+    try:
+        while _enabled:
+            try:
+                count_connections()
+            except Exception:
+                log.warning("could not count connections for metrics", exc_info=True)
+            socketio.sleep(CONNECTIONS_EVERY_SECONDS)
+    finally:
+        _counting = False
 
 
 def count_connections() -> None:

@@ -95,7 +95,7 @@ def _serve(declared: Route):
                 return "", 204
             response = jsonify(result)
             response.status_code = declared.status
-            if declared.tag == "auth":
+            if declared.tag == "auth" and declared.method == "POST":
                 response.headers["Cache-Control"] = "no-store"  # tokens (RFC 6749 5.1)
             return response
         except DomainError as exc:

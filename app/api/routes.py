@@ -10,11 +10,8 @@ from __future__ import annotations
 import uuid
 
 from flask import request
-from sqlalchemy import func, select
 
 from .. import metrics, schemas
-from ..extensions import db
-from ..models import Membership, User
 from ..services import messages, rooms, tokens
 from ..services.presence import store as presence
 from . import route
@@ -98,14 +95,7 @@ def leave_room(actor, slug: str):
 @route("GET", "/api/v1/rooms/<slug>/members", reply=schemas.MembersReply,
        summary="The room's members, and which of them are online in it.")
 def members(actor, slug: str):
-    room, _member = rooms.visible_room(actor, slug)
-    people = db.session.execute(
-        select(User).join(Membership, Membership.user_id == User.id)
-        .where(Membership.room_id == room.id).order_by(func.lower(User.username))
-    ).scalars().all()
-    shown = [user.to_public() for user in people]
-    online = presence.online(room.slug)
-    return {"members": shown, "online": [user for user in shown if user["id"] in online]}
+    return rooms.members_of(actor, slug, presence.online(slug))
 
 
 @route("GET", "/api/v1/rooms/<slug>/messages", query=schemas.HistoryQuery,
