@@ -117,11 +117,14 @@ def token_peers():
 @pytest.fixture(scope="module")
 def people(sqlite_env):
     """Accounts of this module on the shared server: an admin and users to ban or sign out."""
+    # Rooms are created by this module's own accounts: the shared accounts'
+    # room-creation budget (10 an hour) belongs to the other e2e tests.
     names = {"admin": unique("tokadmin")[:32], "banned": unique("mallet")[:32],
-             "leaver": unique("carol")[:32], "reuser": unique("dave")[:32]}
+             "leaver": unique("carol")[:32], "reuser": unique("dave")[:32],
+             "writer": unique("erin")[:32], "reader": unique("frank")[:32]}
     flask_cli(sqlite_env, "create-user", names["admin"], "--password-stdin", "--admin",
               stdin=TEST_PASSWORD + "\n")
-    for role in ("banned", "leaver", "reuser"):
+    for role in ("banned", "leaver", "reuser", "writer", "reader"):
         flask_cli(sqlite_env, "create-user", names[role], "--password-stdin",
                   stdin=TEST_PASSWORD + "\n")
     return names
@@ -135,7 +138,8 @@ def strict(tmp_path_factory):
                 "METRICS_ENABLED": "true", "METRICS_TOKEN": METRICS_TOKEN,
                 "METRICS_ALLOWED_ADDRESSES": ""})
     flask_cli(env, "init-db")
-    flask_cli(env, "create-user", "alice", "--password-stdin", stdin=TEST_PASSWORD + "\n")
+    for name in ("alice", "limited"):  # "limited" spends its send budget in one test
+        flask_cli(env, "create-user", name, "--password-stdin", stdin=TEST_PASSWORD + "\n")
     running = start_server(env, "server-strict")
     running.env = env
     yield running
@@ -161,9 +165,10 @@ def test_a_password_grant_answers_an_oauth_shaped_pair_verifiable_with_the_jwks(
     assert str(me.json()["id"]) == claims["sub"]
 
 
-def test_wrong_credentials_and_missing_tokens_answer_401_in_the_error_shape(server):
+def test_wrong_credentials_and_missing_tokens_answer_401_in_the_error_shape(server, people):
+    # One failed sign-in, spent on this module's account, not a shared one.
     wrong = requests.post(server.url + "/api/v1/auth/token", timeout=10,
-                          json={"username": "alice", "password": "not-the-password"})
+                          json={"username": people["reuser"], "password": "not-the-password"})
     assert wrong.status_code == 401
     assert wrong.json()["error"]["code"] == "unauthenticated"
     missing = api(server.url, "GET", "/api/v1/rooms")
@@ -246,9 +251,10 @@ def test_signing_out_of_the_web_ui_revokes_the_users_token_families(server, peop
 
 # -- token sockets ------------------------------------------------------------------------
 
-def test_a_token_socket_chats_with_no_cookie_and_a_foreign_origin(server, token_peers, peers):
+def test_a_token_socket_chats_with_no_cookie_and_a_foreign_origin(server, people, token_peers,
+                                                                 peers):
     pair = password_pair(server.url, "alice")
-    bob = peers("bob")
+    bob = peers(people["reader"])
     room = bob.create_room()
     bob.ok("room:join", {"room": room})
     # websocket-client would add its own Origin; this one is another site's.
@@ -296,9 +302,9 @@ def test_a_token_socket_is_told_and_closed_when_its_token_expires(strict, token_
 
 # -- REST ------------------------------------------------------------------------------------
 
-def test_rest_reads_history_paged_exactly_as_the_socket(server, peers):
-    pair = password_pair(server.url, "alice")
-    alice = peers("alice")
+def test_rest_reads_history_paged_exactly_as_the_socket(server, people, peers):
+    pair = password_pair(server.url, people["writer"])
+    alice = peers(people["writer"])
     room = alice.create_room()
     alice.ok("room:join", {"room": room})
     sent = [alice.send(room, f"m{i}")["id"] for i in range(5)]
@@ -310,15 +316,16 @@ def test_rest_reads_history_paged_exactly_as_the_socket(server, peers):
     room_reply = api(server.url, "GET", f"/api/v1/rooms/{room}", pair).json()
     schemas.RoomReply.model_validate(room_reply)
     members = api(server.url, "GET", f"/api/v1/rooms/{room}/members", pair).json()
-    assert [m["username"] for m in members["members"]] == ["alice"]
+    assert [m["username"] for m in members["members"]] == [people["writer"]]
     bad = api(server.url, "GET", f"/api/v1/rooms/{room}/messages", pair,
               params={"after": 1, "before": 9})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid"
 
 
-def test_a_rest_send_with_a_repeated_idempotency_key_answers_the_same_message(server, peers):
+def test_a_rest_send_with_a_repeated_idempotency_key_answers_the_same_message(server, people,
+                                                                            peers):
     pair = password_pair(server.url, "alice")
-    bob = peers("bob")
+    bob = peers(people["reader"])
     room = bob.create_room()
     bob.ok("room:join", {"room": room})
     assert api(server.url, "POST", f"/api/v1/rooms/{room}/join", pair).status_code == 200
@@ -362,8 +369,8 @@ def test_rest_errors_carry_the_contract_codes_and_statuses(server):
     assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "too_large"
 
 
-def test_the_web_uis_cookie_needs_the_csrf_header_to_write(server):
-    http = sign_in(server.url, "alice")
+def test_the_web_uis_cookie_needs_the_csrf_header_to_write(server, people):
+    http = sign_in(server.url, people["writer"])
     assert http.get(server.url + "/api/v1/rooms", timeout=10).status_code == 200
     refused_write = http.post(server.url + "/api/v1/rooms", json={"name": unique("r")},
                               timeout=10)
@@ -375,7 +382,7 @@ def test_the_web_uis_cookie_needs_the_csrf_header_to_write(server):
 
 
 def test_rest_and_socket_sends_spend_one_rate_limit_bucket(strict, token_peers):
-    pair = password_pair(strict.url, "alice")
+    pair = password_pair(strict.url, "limited")
     room = api(strict.url, "POST", "/api/v1/rooms", pair,
                json={"name": unique("limits")}).json()["room"]["slug"]
     half = STRICT_SENDS // 2
@@ -437,7 +444,8 @@ def test_the_example_bot_answers_pings_and_survives_token_expiry(strict):
         wait_until(lambda: any("connected and joined" in line for line in output), 20,
                    message="the bot never joined")
         assert api(strict.url, "POST", f"/api/v1/rooms/{room}/join", pair).status_code == 200
-        api(strict.url, "POST", f"/api/v1/rooms/{room}/messages", pair, json={"body": "!ping"})
+        assert api(strict.url, "POST", f"/api/v1/rooms/{room}/messages", pair,
+                   json={"body": "!ping"}).status_code == 201
         first = wait_until(pongs, 15, message="no pong")
         assert first[0]["user"]["username"] == "pingbot" and first[0]["user"]["bot"] is True
         wait_until(lambda: any("token expired" in line for line in output), STRICT_TTL + 15,
@@ -445,7 +453,8 @@ def test_the_example_bot_answers_pings_and_survives_token_expiry(strict):
         wait_until(lambda: sum("connected and joined" in line for line in output) >= 2, 20,
                    message="the bot did not reconnect with a refreshed token")
         fresh = password_pair(strict.url, "alice")
-        api(strict.url, "POST", f"/api/v1/rooms/{room}/messages", fresh, json={"body": "!ping"})
+        assert api(strict.url, "POST", f"/api/v1/rooms/{room}/messages", fresh,
+                   json={"body": "!ping"}).status_code == 201
         wait_until(lambda: len(pongs()) == 2, 15, message="no pong after the refresh")
     finally:
         bot.terminate()

@@ -24,9 +24,13 @@ def shell_blocks(text: str) -> list[str]:
 def test_the_walk_through_runs_in_order_in_one_shell(server, sqlite_env, tmp_path):
     blocks = shell_blocks(DOC.read_text())
     assert len(blocks) >= 8, "docs/api.md lost its examples"
+    # An account of its own: the walk-through creates a room, and the shared
+    # accounts' room budget (10 an hour) belongs to the other e2e tests.
+    user = unique("reader")[:32]
+    flask_cli(sqlite_env, "create-user", user, "--password-stdin", stdin=TEST_PASSWORD + "\n")
     bot = unique("docbot")[:32]
     key = re.search(r"^key: (\S+)$", flask_cli(sqlite_env, "create-bot", bot), re.M).group(1)
-    env = {**os.environ, "PARLEY": server.url, "PARLEY_USER": "alice",
+    env = {**os.environ, "PARLEY": server.url, "PARLEY_USER": user,
            "PARLEY_PASSWORD": TEST_PASSWORD, "PARLEY_BOT_KEY": key}
     script = "set -euo pipefail\n" + "\n".join(blocks)
     result = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True,
