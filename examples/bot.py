@@ -10,7 +10,8 @@ the refresh token is refused) and reconnects, joining with ``since`` so that
 no message is missed. Replies use ``client_id = "pong-<message id>"``: a ping
 seen twice (live and in a catch-up page) is answered once.
 
-Needs ``requests`` and ``python-socketio[client]`` (both in requirements-dev.txt).
+Needs python-socketio (requirements.txt) with websocket-client and requests
+(requirements-dev.txt).
 """
 from __future__ import annotations
 
