@@ -83,6 +83,27 @@ def on_starting(server):
                 + "; ".join(problems)
                 + ". Run one worker per port behind a sticky proxy instead (docs/deploy.md).")
     _raise_fd_limit()
+    _fresh_metrics_dir()
+
+
+def _fresh_metrics_dir():
+    """prometheus-client's multiprocess files must start empty: stale ones from
+    an earlier run would add dead workers' counts to the new ones."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        return
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.remove(os.path.join(path, name))
+
+
+def child_exit(server, worker):
+    # A dead worker's live gauges (connections) must leave the sum.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 
 def post_worker_init(worker):

@@ -106,7 +106,10 @@ def _prepare_schema(app: Flask) -> None:
 def _start(app: Flask) -> None:
     from .services import cluster
 
+    from . import metrics
+
     cluster.start(app, _connection_count)
+    metrics.start(app)
     if not app.extensions.get("parley_checked_rooms"):
         app.extensions["parley_checked_rooms"] = True
         warn_of_rooms_posing_as_dms(app)
@@ -157,10 +160,12 @@ def _init_socketio(app: Flask) -> None:
     from .sockets.polling import cap_polling_responses
 
     cap_polling_responses()
+    from .sockets.tokenauth import origin_policy
 
     options = {
         "transports": app.config["SOCKET_TRANSPORTS"],
-        "cors_allowed_origins": app.config["CORS_ALLOWED_ORIGINS"],
+        # The Origin rule, except for cookieless (token) clients: see tokenauth.
+        "cors_allowed_origins": origin_policy(app.config["CORS_ALLOWED_ORIGINS"]),
         "max_http_buffer_size": app.config["MAX_PAYLOAD_BYTES"],
         "ping_interval": 25,
         "ping_timeout": 20,
@@ -196,6 +201,7 @@ def _connection_count() -> int:
 
 
 def register_blueprints(app: Flask) -> None:
+    from . import api, metrics
     from .web import account, admin, auth, chat, health
 
     app.register_blueprint(account.bp)
@@ -203,6 +209,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(health.bp)
+    api.init_app(app)
+    metrics.init_app(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

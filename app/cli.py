@@ -1,4 +1,4 @@
-"""Command-line tools: ``flask --app wsgi create-user``, ``reset-password``, ``ensure-admin``, ``check-rooms``..."""
+"""Command-line tools: ``flask --app wsgi create-user``, ``create-bot``, ``reset-password``, ``ensure-admin``, ``check-rooms``..."""
 from __future__ import annotations
 
 import secrets
@@ -64,6 +64,21 @@ def register(app) -> None:
             raise click.ClickException(exc.message) from None
         click.echo(f"password reset for {users.get_user(username).username}; "
                    "their sessions have ended")
+
+    @app.cli.command("create-bot")
+    @click.argument("name")
+    @click.option("--admin", is_flag=True, help="Let the bot use the admin namespace.")
+    def create_bot(name: str, admin: bool) -> None:
+        """Create a bot account and print its key (shown only this once)."""
+        from .services import Actor, bots
+
+        ensure_schema()
+        try:
+            bot, key = bots.create_bot(Actor(id=0, username="cli"), name, is_admin=admin)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"created bot {bot['username']}\nkey: {key}\n"
+                   "Keep it safe: it is shown only this once (rotate it in the admin console).")
 
     @app.cli.command("ensure-admin")
     @click.option("--username", default="admin", show_default=True)

@@ -167,6 +167,27 @@ class Config:
     # room. The contract promises offline within 10 s.
     PRESENCE_GRACE_SECONDS = float(os.environ.get("PRESENCE_GRACE_SECONDS", "5"))
 
+    # API tokens (app/services/tokens.py). An access token is a JWT that
+    # cannot be recalled once issued, except by the family check on every
+    # use; 15 minutes (the most allowed) bounds what a leaked one is worth.
+    ACCESS_TOKEN_TTL_SECONDS = _int("ACCESS_TOKEN_TTL_SECONDS", 900)
+    # A refresh token is single use; an idle client must sign in again after this.
+    REFRESH_TOKEN_TTL_SECONDS = _int("REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600)
+    # The Ed25519 signing key as PEM text, or a file holding it; neither set:
+    # instance/jwt_ed25519.pem, generated on first use (mode 0600).
+    JWT_PRIVATE_KEY = os.environ.get("JWT_PRIVATE_KEY") or None
+    JWT_PRIVATE_KEY_FILE = os.environ.get("JWT_PRIVATE_KEY_FILE") or None
+    # Failed bot-key and refresh-token requests per address (password grants
+    # spend the sign-in limits above: the same buckets as /login). Both
+    # secrets are 256-bit random, so this only stops a flood, not a guess.
+    TOKEN_ADDRESS_RATE_LIMIT = os.environ.get("TOKEN_ADDRESS_RATE_LIMIT", "50 per 5 minutes")
+
+    # Prometheus metrics at /metrics (app/metrics.py): off unless enabled,
+    # then only for the bearer METRICS_TOKEN or the listed addresses/networks.
+    METRICS_ENABLED = _bool("METRICS_ENABLED", False)
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
+    METRICS_ALLOWED_ADDRESSES = os.environ.get("METRICS_ALLOWED_ADDRESSES", "127.0.0.1,::1")
+
     # argon2id parameters (argon2-cffi's defaults: RFC 9106 low-memory profile).
     PASSWORD_TIME_COST = _int("PASSWORD_TIME_COST", 3)
     PASSWORD_MEMORY_COST = _int("PASSWORD_MEMORY_COST", 65536)
@@ -205,6 +226,7 @@ class TestingConfig(Config):
     DM_OPEN_RATE_LIMIT = "10000 per minute"
     SIGNUP_ADDRESS_RATE_LIMIT = "10000 per minute"
     HEAVY_READ_RATE_LIMIT = "10000 per minute"
+    TOKEN_ADDRESS_RATE_LIMIT = "10000 per minute"
 
 
 CONFIGS = {
@@ -225,6 +247,8 @@ def load_config(app, test_config: dict | None = None) -> None:
 
     app.config["SOCKET_TRANSPORTS"] = (["websocket"] if app.config["WEBSOCKET_ONLY"]
                                        else ["polling", "websocket"])
+    if not 1 <= app.config["ACCESS_TOKEN_TTL_SECONDS"] <= 900:
+        raise RuntimeError("ACCESS_TOKEN_TTL_SECONDS must be 1 to 900 (15 minutes at most)")
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -51,6 +52,8 @@ class User(UserMixin, db.Model):
     banned: Mapped[bool] = mapped_column(Boolean, default=False)
     banned_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ban_reason: Mapped[str | None] = mapped_column(String(500))
+    # A bot signs in with its key (BotKey) for API tokens only, never to the web UI.
+    is_bot: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     def get_id(self) -> str:
         # Flask-Login stores this in the cookie: the token of the sign-in
@@ -70,7 +73,7 @@ class User(UserMixin, db.Model):
         return until > (now or utcnow())
 
     def to_public(self) -> dict:
-        return {"id": self.id, "username": self.username}
+        return {"id": self.id, "username": self.username, "bot": self.is_bot}
 
 
 class LoginSession(db.Model):
@@ -193,3 +196,48 @@ class Invite(db.Model):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     used_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class TokenFamily(db.Model):
+    """One token sign-in (``POST /api/v1/auth/token``) and the refresh tokens
+    rotated from it. Access tokens name it in their ``sid`` claim.
+
+    It is backed by a ``LoginSession`` (never shown to the client): whatever
+    ends a user's sign-in sessions (sign-out, a ban) ends its tokens too, and
+    the socket machinery that closes a session's connections closes a token's.
+    """
+
+    __tablename__ = "token_families"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True,
+                                    default=lambda: secrets.token_urlsafe(16))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    session_token: Mapped[str] = mapped_column(
+        ForeignKey("login_sessions.token", ondelete="CASCADE"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    login_session: Mapped[LoginSession] = relationship(lazy="joined")
+
+
+class RefreshToken(db.Model):
+    """A refresh token, kept as its SHA-256 only; single use (``used_at``)."""
+
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    family_id: Mapped[str] = mapped_column(
+        ForeignKey("token_families.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BotKey(db.Model):
+    """A bot's one live key, kept as its SHA-256 only; revoking deletes it."""
+
+    __tablename__ = "bot_keys"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

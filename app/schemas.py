@@ -169,6 +169,15 @@ class AuditHistory(Payload):
     limit: int | None = Field(default=None, ge=1)
 
 
+class BotCreate(Payload):
+    name: Username
+    admin: bool = False
+
+
+class BotRef(Payload):
+    bot: Username
+
+
 class Credentials(Payload):
     """The sign-in and sign-up forms (form fields arrive as text)."""
 
@@ -201,3 +210,139 @@ def parse(schema: type[P], payload: Any) -> P:
         reason = (str(first["ctx"]["error"]) if first["type"] == "value_error"
                   else first["msg"])
         raise Invalid(f"{field}: {reason}", field=field.split(".")[0]) from None
+
+
+# -- REST API v1 (app/api) ----------------------------------------------------
+#
+# Request bodies reuse the socket payloads' rules where the shape is the same
+# (``RoomCreate``, ``DmOpen``); the models below are the HTTP-only shapes and
+# the answers, from which /api/v1/openapi.json is generated.
+
+class TokenRequest(Payload):
+    """``POST /api/v1/auth/token``: a username and password, or a bot's key."""
+
+    username: Annotated[str, Field(max_length=200), Storable] | None = None
+    password: Annotated[str, Field(max_length=1024), Storable] | None = None
+    bot_key: Annotated[str, Field(min_length=1, max_length=200), Storable] | None = None
+
+    @model_validator(mode="after")
+    def _one_grant(self):
+        if self.bot_key is not None:
+            if self.username is not None or self.password is not None:
+                raise ValueError("give a bot_key, or a username and password, not both")
+        elif self.username is None or self.password is None:
+            raise ValueError("give a username and password, or a bot_key")
+        return self
+
+
+class RefreshRequest(Payload):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=200), Storable]
+
+
+class MessageBody(Payload):
+    """``POST /api/v1/rooms/<slug>/messages`` and ``PATCH /api/v1/messages/<id>``."""
+
+    body: Text
+
+
+class ReadMarker(Payload):
+    last_read_id: Cursor
+
+
+class HistoryQuery(BaseModel):
+    """``GET /api/v1/rooms/<slug>/messages`` query: text in a URL, so not strict."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    before: Cursor | None = None
+    after: Cursor | None = None
+    limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_direction(self):
+        if self.before is not None and self.after is not None:
+            raise ValueError("give 'before' or 'after', not both")
+        return self
+
+
+class Shape(BaseModel):
+    """An answer's shape (documentation and tests; answers are built by the services)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class TokenPair(Shape):
+    access_token: str
+    refresh_token: str
+    token_type: str = Field(description='always "Bearer"')
+    expires_in: int = Field(description="the access token's lifetime in seconds")
+
+
+class UserShape(Shape):
+    id: int
+    username: str
+    bot: bool
+
+
+class RoomShape(Shape):
+    slug: str
+    name: str
+    topic: str
+    private: bool
+    created_at: str = Field(description="ISO 8601 UTC, YYYY-MM-DDTHH:MM:SS.sssZ")
+    member_count: int
+    dm: bool
+    archived: bool
+    owner_id: int | None
+    unread: int | None = Field(default=None, description="only where the caller is a member")
+
+
+class MessageShape(Shape):
+    id: int
+    room: str = Field(description="the room's slug")
+    user: UserShape
+    body: str
+    created_at: str
+    edited_at: str | None
+    client_id: str
+
+
+class RoomsReply(Shape):
+    rooms: list[RoomShape]
+
+
+class RoomReply(Shape):
+    room: RoomShape
+
+
+class MembersReply(Shape):
+    members: list[UserShape]
+    online: list[UserShape]
+
+
+class MessagesReply(Shape):
+    messages: list[MessageShape]
+    has_more: bool
+
+
+class MessageReply(Shape):
+    message: MessageShape
+
+
+class UnreadReply(Shape):
+    unread: int
+
+
+class ErrorBody(Shape):
+    code: str = Field(description="unauthenticated, forbidden, not_found, invalid, too_large, "
+                                  "rate_limited, conflict or internal")
+    message: str
+    field: str | None = None
+    retry_after: float | None = None
+
+
+class ErrorReply(Shape):
+    error: ErrorBody
+
+
+class Jwks(Shape):
+    keys: list[dict]

@@ -21,10 +21,11 @@ class Actor:
 
     id: int
     username: str
+    bot: bool = False
 
     @classmethod
     def of(cls, user) -> "Actor":
-        return cls(id=user.id, username=user.username)
+        return cls(id=user.id, username=user.username, bot=bool(user.is_bot))
 
     def to_public(self) -> dict:
-        return {"id": self.id, "username": self.username}
+        return {"id": self.id, "username": self.username, "bot": self.bot}

@@ -5,7 +5,7 @@ from flask import current_app
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import events
+from .. import events, metrics
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..extensions import db
 from ..models import Message, Room, User, isoformat, utcnow
@@ -49,7 +49,7 @@ def page(room: Room | RoomRef, *, before: int | None, after: int | None,
     ``before`` or neither: the latest messages before it (older may remain).
     """
     limit = clamp_limit(limit)
-    query = (select(Message, User.id, User.username)
+    query = (select(Message, User.id, User.username, User.is_bot)
              .join(User, User.id == Message.user_id)
              .where(Message.room_id == room.id, Message.deleted.is_(False)))
     if after is not None:
@@ -63,8 +63,8 @@ def page(room: Room | RoomRef, *, before: int | None, after: int | None,
     rows = rows[:limit]
     if after is None:
         rows.reverse()
-    return [message_to_public(m, room.slug, {"id": uid, "username": name})
-            for m, uid, name in rows], has_more
+    return [message_to_public(m, room.slug, {"id": uid, "username": name, "bot": bot})
+            for m, uid, name, bot in rows], has_more
 
 
 def history(actor: Actor, slug: str, *, before: int | None = None,
@@ -108,12 +108,11 @@ def _replay(message: Message, room: RoomRef) -> dict:
 
 def _existing_reply(message: Message) -> dict:
     slug = db.session.execute(select(Room.slug).where(Room.id == message.room_id)).scalar_one()
-    return message_to_public(message, slug, {"id": message.user_id,
-                                             "username": _username(message.user_id)})
+    return message_to_public(message, slug, _author(message.user_id))
 
 
-def _username(user_id: int) -> str:
-    return db.session.execute(select(User.username).where(User.id == user_id)).scalar_one()
+def _author(user_id: int) -> dict:
+    return db.session.get(User, user_id).to_public()
 
 
 def send(actor: Actor, room: RoomRef, body: str, client_id: str) -> dict:
@@ -158,6 +157,7 @@ def send(actor: Actor, room: RoomRef, body: str, client_id: str) -> dict:
     reply = {"id": message_id, "room": room.slug, "user": actor.to_public(), "body": body,
              "created_at": isoformat(created_at), "edited_at": None, "client_id": client_id}
     events.message_created(reply)
+    metrics.message_stored()
     return reply
 
 

@@ -41,6 +41,9 @@ RULES = {
     "signup_address": ("SIGNUP_ADDRESS_RATE_LIMIT",
                        "too many sign-ups from this address; try again later"),
     "heavy_read": ("HEAVY_READ_RATE_LIMIT", "too many room joins and history pages; slow down"),
+    # Failed bot-key and refresh-token requests (POST /api/v1/auth/*).
+    "token_address": ("TOKEN_ADDRESS_RATE_LIMIT",
+                      "too many failed token requests from this address; try again later"),
 }
 # One audit entry per rule and key a minute at most.
 AUDIT_EVERY = parse("1 per minute")
@@ -226,6 +229,9 @@ def report(rule: str, key: str, detail: str) -> None:
     Callers may be in the middle of refusing an attacker: a failure to write
     the entry (database busy) is logged and the refusal goes on.
     """
+    from .. import metrics
+
+    metrics.rate_limited(rule)
     if not limits.first_this_minute(rule, key):
         return
     from ..extensions import db

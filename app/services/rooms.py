@@ -385,6 +385,17 @@ def mark_read(actor: Actor, slug: str, last_read_id: int) -> int:
     return unread_counts(actor.id, [room.id]).get(room.id, 0)
 
 
+def members_of(actor: Actor, slug: str, online_ids: set[int]) -> dict:
+    """A visible room's members, and which are online in it (REST ``/members``)."""
+    room, _member = visible_room(actor, slug)
+    people = db.session.execute(
+        select(User).join(Membership, Membership.user_id == User.id)
+        .where(Membership.room_id == room.id).order_by(func.lower(User.username))
+    ).scalars().all()
+    shown = [user.to_public() for user in people]
+    return {"members": shown, "online": [user for user in shown if user["id"] in online_ids]}
+
+
 # -- the operator's check ---------------------------------------------------------
 
 def rooms_posing_as_dms() -> list[tuple[str, str]]:

@@ -155,6 +155,41 @@ def authenticate(username: str, password: str) -> User:
     return user
 
 
+def sign_in_throttle(username: str, address: str) -> list[tuple[str, str, str]]:
+    """The limits a sign-in attempt answers to: its account and its address."""
+    return [("signin_user", username.strip().lower(), username.strip()[:64]),
+            ("signin_address", address, address)]
+
+
+def authenticate_throttled(username: str, password: str, address: str) -> User:
+    """``authenticate`` behind the sign-in throttle: every door that takes a password.
+
+    Each attempt reserves a unit of both limits before the password is
+    checked, so N concurrent guesses spend N units and only as many as the
+    limit are ever verified. A right password gives its units back: only
+    failures stay counted, so the account's owner is not locked out by their
+    own sign-ins. Once a limit is spent every attempt is refused unchecked
+    (``RateLimited``), the right password too, until the window moves.
+    ``/login`` and ``POST /api/v1/auth/token`` share the buckets: a guesser
+    gains nothing by switching doors.
+    """
+    from .ratelimit import limits
+
+    throttle = sign_in_throttle(username, address)
+    limits.reserve(throttle)
+    try:
+        user = authenticate(username, password)
+    except Unauthenticated:
+        raise  # a failure: its units stay spent
+    except BaseException:
+        # The password was right (a banned account) or the check never ran
+        # (an error): this attempt was no failed guess.
+        limits.refund_all(throttle)
+        raise
+    limits.refund_all(throttle)
+    return user
+
+
 def _verify(hasher: PasswordHasher, hashed: str, password: str) -> bool:
     try:
         return offload(hasher.verify, hashed, password)

@@ -14,7 +14,7 @@ from flask_socketio import join_room
 
 from .. import schemas
 from ..errors import Forbidden
-from ..services import Actor, audit, moderation, stats
+from ..services import Actor, audit, bots, moderation, stats
 from ..services.connections import LOCAL_ADMINS, Connection, live
 from .base import ChatNamespace
 from .edge import acked
@@ -32,6 +32,8 @@ def admin_event(schema):
 
 
 class AdminNamespace(ChatNamespace):
+    registry = live.admins
+
     def admit(self, user, auth) -> None:
         """An admin's console (refusal rules in ``ChatNamespace.on_connect``); others get ``forbidden``.
 
@@ -135,6 +137,28 @@ class AdminNamespace(ChatNamespace):
         """``announce``: ``/public`` clients (all, or the room's) get ``announcement``."""
         return {"announcement": moderation.announce(connection.actor, payload.body,
                                                     payload.room, payload.minutes)}
+
+    @admin_event(schemas.Empty)
+    def on_bots_list(self, connection, payload):
+        """``bots:list``: every bot with whether its key is live."""
+        return {"bots": bots.list_bots()}
+
+    @admin_event(schemas.BotCreate)
+    def on_bot_create(self, connection, payload):
+        """``bot:create``: a new bot user; the ack carries its key, shown this once."""
+        bot, key = bots.create_bot(connection.actor, payload.name, is_admin=payload.admin)
+        return {"bot": bot, "key": key}
+
+    @admin_event(schemas.BotRef)
+    def on_bot_rotate(self, connection, payload):
+        """``bot:rotate``: a new key (in the ack, once); the old key and its tokens stop working."""
+        bot, key = bots.rotate_key(connection.actor, payload.bot)
+        return {"bot": bot, "key": key}
+
+    @admin_event(schemas.BotRef)
+    def on_bot_revoke(self, connection, payload):
+        """``bot:revoke``: the key and every token of the bot stop working."""
+        return {"bot": bots.revoke_key(connection.actor, payload.bot)}
 
     @admin_event(schemas.AuditHistory)
     def on_audit_list(self, connection, payload):

@@ -7,7 +7,7 @@ once, here and in ``edge.acked``.
 """
 from __future__ import annotations
 
-from flask_login import current_user
+from flask import request
 # python-socketio's ConnectionRefusedError, not the builtin of the same name:
 # only its arguments reach the client's ``connect_error`` as ``data``.
 from flask_socketio import ConnectionRefusedError, Namespace
@@ -15,6 +15,8 @@ from flask_socketio import ConnectionRefusedError, Namespace
 from ..errors import DomainError, Unauthenticated
 from ..extensions import db
 from ..services import users
+from ..services.connections import Registry
+from .tokenauth import close_at_expiry, connecting_user
 
 # The longest event name quoted back in an "unknown event" error.
 _NAME_ECHO = 64
@@ -31,25 +33,35 @@ def refusal(exc: DomainError) -> ConnectionRefusedError:
 class ChatNamespace(Namespace):
     """A namespace whose events are named ``area:verb`` and handled by ``on_area_verb``.
 
-    Subclasses implement ``admit(user, auth)`` (raise a ``DomainError`` to
-    refuse) and their ``on_<event>`` handlers, decorated with ``edge.acked``.
+    Subclasses set ``registry`` (their live connections), implement
+    ``admit(user, auth)`` (raise a ``DomainError`` to refuse; register the
+    connection) and their ``on_<event>`` handlers, decorated with
+    ``edge.acked``.
     """
 
+    registry: Registry
+
     def on_connect(self, auth=None):
-        """A client connects with its session cookie.
+        """A client connects with its session cookie, or an access token in
+        ``auth={"token"}`` (``tokenauth``).
 
         Refused (``connect_error`` with ``data.code``) when signed out or
         banned (``forbidden``, with ``data.banned``, ``until`` and ``reason``),
-        or by ``admit``. The database session is returned to the pool either
-        way (Flask's teardown does not run for socket events).
+        for a bad token (``unauthenticated``, ``data.error`` ``invalid_token``),
+        or by ``admit``. A token connection is closed when its token expires.
+        The database session is returned to the pool either way (Flask's
+        teardown does not run for socket events).
         """
         try:
-            if not current_user.is_authenticated:
+            user, token_expires = connecting_user(auth)
+            if not user.is_authenticated:
                 raise Unauthenticated("not signed in")
-            if current_user.is_banned():
-                raise ConnectionRefusedError(users.ban_message(current_user),
-                                             {"code": "forbidden", **users.ban_notice(current_user)})
-            self.admit(current_user, auth)
+            if user.is_banned():
+                raise ConnectionRefusedError(users.ban_message(user),
+                                             {"code": "forbidden", **users.ban_notice(user)})
+            self.admit(user, auth)
+            if token_expires is not None:
+                close_at_expiry(self.registry, request.sid, self.namespace, token_expires)
         except DomainError as exc:
             db.session.rollback()
             raise refusal(exc) from None

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from typing import Callable
 
 from flask import request
 from flask.sessions import SecureCookieSessionInterface
 
+from .. import metrics
 from ..errors import DomainError, Unauthenticated
 from ..extensions import db
 from ..schemas import parse
@@ -35,8 +37,13 @@ def acked(schema, *, connections: Registry = live.public,
     the caller's rights on every event).
     """
     def decorate(handler):
+        # on_room_join handles "room:join" (the metrics' label).
+        event = handler.__name__.removeprefix("on_").replace("_", ":")
+
         @functools.wraps(handler)
         def on_event(self, *args):
+            started = time.perf_counter()
+            code, result = "ok", None
             try:
                 connection = connections.get(request.sid)
                 if connection is None:
@@ -48,13 +55,17 @@ def acked(schema, *, connections: Registry = live.public,
                 return {"ok": True, **(result or {})}
             except DomainError as exc:
                 db.session.rollback()
+                code = exc.code
                 return exc.to_ack()
             except Exception:
                 db.session.rollback()
+                code = "internal"
                 log.exception("%s failed (sid=%s)", handler.__name__, request.sid)
                 return INTERNAL
             finally:
                 db.session.remove()
+                metrics.socket_event(getattr(self, "namespace", ""), event, code,
+                                     time.perf_counter() - started, result)
         on_event.schema = schema
         return on_event
     return decorate

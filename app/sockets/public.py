@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 
 class PublicNamespace(ChatNamespace):
+    registry = live.public
+
     def admit(self, user, auth) -> None:
         """A signed-in user's connection (refusal rules in ``ChatNamespace.on_connect``).
 

@@ -9,10 +9,10 @@ from flask import (Blueprint, abort, current_app, make_response, redirect, rende
                    request, session, url_for)
 from flask_login import current_user, login_required, login_user, logout_user
 
-from ..errors import DomainError, RateLimited, Unauthenticated
+from ..errors import DomainError, RateLimited
 from ..extensions import login_manager
 from ..schemas import Credentials, parse
-from ..services import users
+from ..services import tokens, users
 from ..services.ratelimit import limits
 
 log = logging.getLogger(__name__)
@@ -43,23 +43,6 @@ def _sign_in(user) -> None:
     session.permanent = True
 
 
-def _sign_in_throttle(username: str) -> list[tuple[str, str, str]]:
-    """The limits a sign-in attempt answers to: its account and its address.
-
-    Each attempt reserves a unit of both before the password is checked, so
-    N concurrent guesses spend N units and only as many as the limit are
-    ever verified. A right password gives its units back: only failures
-    stay counted, so the account's owner is not locked out by their own
-    sign-ins. Once a limit is spent every attempt is refused unchecked, the
-    right password too, until the window moves: guessing stops while the
-    owner, from another address and once the account's window passes, gets in.
-    """
-    address = request.remote_addr or ""
-    account = username.strip().lower()
-    return [("signin_user", account, username.strip()[:64]),
-            ("signin_address", address, address)]
-
-
 def _form_credentials() -> Credentials:
     return parse(Credentials, {"username": request.form.get("username", ""),
                                "password": request.form.get("password", "")})
@@ -72,18 +55,8 @@ def login():
     next_url = request.form.get("next") or request.args.get("next")
     try:
         credentials = _form_credentials()
-        throttle = _sign_in_throttle(credentials.username)
-        limits.reserve(throttle)
-        try:
-            user = users.authenticate(credentials.username, credentials.password)
-        except Unauthenticated:
-            raise  # a failure: its units stay spent
-        except BaseException:
-            # The password was right (a banned account) or the check never
-            # ran (an error): this attempt was no failed guess.
-            limits.refund_all(throttle)
-            raise
-        limits.refund_all(throttle)
+        user = users.authenticate_throttled(credentials.username, credentials.password,
+                                            request.remote_addr or "")
     except RateLimited as exc:
         log.info("sign-in throttled")
         return _throttled("auth/login.html", "Too many failed sign-ins.", exc,
@@ -143,6 +116,8 @@ def register():
 @login_required
 def logout():
     users.end_session(current_user.login_session.token)
+    # Signing out also ends the user's API token sign-ins (issue 15).
+    tokens.revoke_user_families(current_user.id)
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"), code=303)

@@ -64,6 +64,7 @@ socket.on("connect", () => {
   banner.hidden = true;
   refreshStats();
   loadUsers();
+  loadBots();
   loadRooms();
   loadAudit();
 });
@@ -174,6 +175,7 @@ function userRow(user) {
     h("span", { class: `presence-dot${user.online ? " presence-dot--online" : ""}`, "aria-hidden": "true" }),
     h("span", { class: "muted" }, user.online ? "online" : "offline"),
     user.is_admin ? h("span", { class: "tag tag--accent" }, "admin") : null,
+    user.bot ? h("span", { class: "tag" }, "bot") : null,
     user.banned ? h("span", { class: "tag tag--danger", title: user.ban_reason || null },
                     user.banned_until ? `banned until ${when(user.banned_until)}` : "banned") : null));
   const actions = h("td", { class: "row-actions" });
@@ -470,4 +472,61 @@ socket.on("audit", (entry) => {
   // What the entry changed shows elsewhere on the page too.
   if (entry.action.startsWith("user:")) loadUsers();
   if (entry.action.startsWith("room:")) loadRooms();
+});
+
+// -- bots ---------------------------------------------------------------------------
+
+const botRows = $("bot-table").tBodies[0];
+
+function botRow(bot) {
+  return h("tr", { dataset: { bot: bot.username } },
+    h("td", null, h("span", { class: "user-name" }, bot.username), " ",
+      h("span", { class: "tag" }, "bot")),
+    h("td", { class: "muted" }, bot.key_active ? `since ${when(bot.key_created_at)}` : "revoked"),
+    h("td", { class: "row-actions" }, button("Rotate key", "rotate"),
+      bot.key_active ? button("Revoke", "revoke", "button--danger") : null));
+}
+
+async function loadBots() {
+  const ack = await call("bots:list");
+  showError($("bots-error"), ack);
+  if (!ack.ok) return;
+  botRows.replaceChildren(...ack.bots.map(botRow));
+  $("bot-table-empty").hidden = ack.bots.length > 0;
+}
+
+// The key is in the ack only: shown here once, never stored by the page.
+function showKey(ack) {
+  $("bot-key-name").textContent = ack.bot.username;
+  $("bot-key-value").textContent = ack.key;
+  $("bot-key").hidden = false;
+}
+
+$("bot-create-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const ack = await call("bot:create", { name: $("bot-name").value.trim() });
+  showError($("bots-error"), ack);
+  if (!ack.ok) return;
+  $("bot-name").value = "";
+  showKey(ack);
+  loadBots();
+});
+
+botRows.addEventListener("click", async (event) => {
+  const target = event.target.closest("button[data-action]");
+  if (!target) return;
+  const bot = target.closest("tr").dataset.bot;
+  const rotate = target.dataset.action === "rotate";
+  const fields = await confirmAction(rotate
+    ? { title: `Rotate ${bot}'s key?`, text: "The old key and every token from it stop working.",
+        confirmLabel: "Rotate" }
+    : { title: `Revoke ${bot}'s key?`, text: "The bot can no longer sign in; its tokens stop working.",
+        confirmLabel: "Revoke" });
+  if (!fields) return;
+  const ack = await call(rotate ? "bot:rotate" : "bot:revoke", { bot });
+  showError($("bots-error"), ack);
+  if (!ack.ok) return;
+  $("bot-key").hidden = true;
+  if (rotate) showKey(ack);
+  loadBots();
 });

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import requests
 
 from tests.browser.helpers import (People, create_user, screenshot,
                                    start_chat_server)
@@ -207,3 +208,36 @@ def test_an_admin_finds_the_console_from_the_chat_and_others_do_not(people, serv
     chat.get_by_role("button", name="Sign in").click()
     chat.get_by_role("link", name="Open the admin console").click()
     chat.wait_for_url(re.compile(r"/admin$"))
+
+
+def test_the_console_creates_a_bot_shows_its_key_once_and_the_chat_badges_it(people, server):
+    console = open_console(people)
+    console.get_by_label("New bot's name").fill("badgebot")
+    console.get_by_role("button", name="Create bot").click()
+    key = console.locator("#bot-key-value")
+    key.wait_for()
+    assert key.inner_text().startswith("pbk_")
+    row = console.locator('#bot-table tr[data-bot="badgebot"]')
+    row.wait_for()
+    assert "revoked" not in row.inner_text()
+
+    # The bot posts through the API; a member sees the badge by its name.
+    create_user(server, "badgefan")
+    room = room_with_member(server, "badgefan", "Badges")
+    pair = requests.post(server.url + "/api/v1/auth/token", json={"bot_key": key.inner_text()},
+                         timeout=10).json()
+    auth = {"Authorization": f"Bearer {pair['access_token']}"}
+    requests.post(f"{server.url}/api/v1/rooms/{room}/join", headers=auth, timeout=10)
+    requests.post(f"{server.url}/api/v1/rooms/{room}/messages", headers=auth, timeout=10,
+                  json={"body": "beep from a bot"})
+    fan = people.sign_in("badgefan")
+    open_room(fan, room)
+    message = fan.locator("#message-list li[data-id]", has_text="beep from a bot")
+    message.wait_for()
+    assert message.locator(".bot-badge").inner_text() == "bot"
+    assert fan.locator('.member-name:text-is("badgebot") + .bot-badge').count() == 1
+
+    row.get_by_role("button", name="Revoke").click()
+    confirm(console)
+    console.locator('#bot-table tr[data-bot="badgebot"]', has_text="revoked").wait_for()
+    assert console.locator("#bot-key").is_hidden()

@@ -25,7 +25,7 @@ from tests.support.server import ROOT, VENV_BIN, Server, flask_cli, free_port, s
 from .conftest import OUTPUT, RUNNING, e2e_env, unique
 
 pytestmark = pytest.mark.e2e
-HEAD = "5b1e7c2d9a40"
+HEAD = "d24a5e2f887d"
 
 
 def start(env: dict, name: str, cwd: Path = ROOT) -> Server:

@@ -49,6 +49,7 @@ export function mountMembers(store, { openDm }) {
     },
     avatar(user.username, { small: true, online: isOnline }),
     h("span", { class: "member-name" }, user.username),
+    user.bot ? h("span", { class: "tag bot-badge" }, "bot") : null,
     me ? h("span", { class: "member-you" }, "you") : null,
     typing ? h("span", { class: "member-typing" }, "typing…") : null);
   }

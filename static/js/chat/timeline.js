@@ -246,7 +246,8 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
       continued ? timeElement(created) : avatar(message.user.username));
     const meta = continued
       ? h("span", { class: "visually-hidden" }, `${message.user.username}, ${timeOfDay(created)}: `)
-      : h("div", { class: "msg-meta" }, h("span", { class: "msg-author" }, message.user.username), timeElement(created));
+      : h("div", { class: "msg-meta" }, h("span", { class: "msg-author" }, message.user.username),
+          message.user.bot ? h("span", { class: "tag bot-badge" }, "bot") : null, timeElement(created));
 
     let body;
     if (edit) {
