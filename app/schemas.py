@@ -75,7 +75,12 @@ class MessageSend(RoomRef):
     client_id: Annotated[str, Field(min_length=1, max_length=64), Storable]
 
 
-class MessageHistory(RoomRef):
+class OneDirection(BaseModel):
+    """A page of history: ``before`` or ``after`` an id (not both), and ``limit``.
+
+    One rule for the socket's ``message:history`` and the REST route.
+    """
+
     before: Cursor | None = None
     after: Cursor | None = None
     limit: int | None = Field(default=None, ge=1)
@@ -85,6 +90,10 @@ class MessageHistory(RoomRef):
         if self.before is not None and self.after is not None:
             raise ValueError("give 'before' or 'after', not both")
         return self
+
+
+class MessageHistory(RoomRef, OneDirection):
+    pass
 
 
 class MessageEdit(Payload):
@@ -249,19 +258,10 @@ class ReadMarker(Payload):
     last_read_id: Cursor
 
 
-class HistoryQuery(BaseModel):
+class HistoryQuery(OneDirection):
     """``GET /api/v1/rooms/<slug>/messages`` query: text in a URL, so not strict."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
-    before: Cursor | None = None
-    after: Cursor | None = None
-    limit: int | None = Field(default=None, ge=1)
-
-    @model_validator(mode="after")
-    def _one_direction(self):
-        if self.before is not None and self.after is not None:
-            raise ValueError("give 'before' or 'after', not both")
-        return self
 
 
 class Shape(BaseModel):

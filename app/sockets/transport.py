@@ -38,10 +38,12 @@ from __future__ import annotations
 import collections
 import contextvars
 import io
+import json
 import logging
 import socket
 import time
 import traceback
+import weakref
 from dataclasses import dataclass
 
 import gevent
@@ -152,10 +154,23 @@ def limits_from(config, keepalive: float, ping_cycle: float) -> HttpLimits:
 
 
 class _Refused(Exception):
-    def __init__(self, status: str, reason: str):
+    """A request refused from its head: answered in the contract's error shape."""
+
+    def __init__(self, status: str, code: str, reason: str):
         super().__init__(reason)
         self.status = status
+        self.code = code
         self.reason = reason
+
+
+# After refusing a request whose body is still coming, read and drop what the
+# client goes on sending for this long (at most LINGER_BYTES) before closing:
+# closing a socket with unread data makes the kernel answer with a reset, and
+# the client would see "connection reset" instead of the 413 (nginx's
+# lingering close, on a smaller scale). Bounded, so a refused client cannot
+# hold the greenlet longer than this.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1 << 20
 
 
 class LimitedHandler(WebSocketHandler):
@@ -189,7 +204,7 @@ class LimitedHandler(WebSocketHandler):
             self._admit()
         except _Refused as refusal:
             malformed.record(refusal.reason)
-            self._refuse(refusal.status, refusal.reason)
+            self._refuse(refusal)
             return
         websocket = self.environ.get("HTTP_UPGRADE", "").lower() == "websocket"
         # From here on every socket operation has a deadline: a response the
@@ -206,15 +221,15 @@ class LimitedHandler(WebSocketHandler):
         """Refuse what can be refused from the head; read a body whole, in time."""
         environ = self.environ
         if environ.get("HTTP_UPGRADE", "").lower() == "websocket" and not self._origin_allowed():
-            raise _Refused("400 Bad Request", "not an accepted origin")
+            raise _Refused("400 Bad Request", "forbidden", "not an accepted origin")
         body = self.wsgi_input
         if body.chunked_input:
             # No Parley client sends a chunked body; it would have no length
             # to check against the limit before reading.
-            raise _Refused("411 Length Required", "chunked request body")
+            raise _Refused("411 Length Required", "invalid", "chunked request body")
         length = body.content_length or 0
         if length > self.limits.max_body_bytes:
-            raise _Refused("413 Payload Too Large", "request body over the limit")
+            raise _Refused("413 Payload Too Large", "too_large", "request body over the limit")
         if length:
             # Read the (bounded) body before the application runs, so the
             # application never waits on the client, and pywsgi's discard of
@@ -226,7 +241,7 @@ class LimitedHandler(WebSocketHandler):
             except OSError:
                 data = None
             if data is None or len(data) < length:
-                raise _Refused("408 Request Timeout", "request body incomplete")
+                raise _Refused("408 Request Timeout", "invalid", "request body incomplete")
             self.wsgi_input = pywsgi.Input(io.BytesIO(data), length)
             environ["wsgi.input"] = self.wsgi_input
 
@@ -241,16 +256,31 @@ class LimitedHandler(WebSocketHandler):
         allowed = eio._cors_allowed_origins(self.environ)
         return allowed is None or origin in allowed
 
-    def _refuse(self, status: str, reason: str) -> None:
+    def _refuse(self, refusal: _Refused) -> None:
         self.close_connection = True
+        body = json.dumps({"error": {"code": refusal.code, "message": refusal.reason}}).encode()
         try:
-            self.start_response(status, [("Content-Type", "text/plain"),
-                                         ("Connection", "close")])
-            self.write(reason.encode())
+            # A length, not chunks: the socket is shut for writing right after.
+            self.start_response(refusal.status, [("Content-Type", "application/json"),
+                                                 ("Content-Length", str(len(body))),
+                                                 ("Connection", "close")])
+            self.write(body)
+            self._linger()
         except OSError:
             pass
         self.time_finish = time.time()
         self.log_request()
+
+    def _linger(self) -> None:
+        """Stop writing, then drop what the client still sends, for a bounded time."""
+        self.socket.shutdown(socket.SHUT_WR)
+        dropped = 0
+        with gevent.Timeout(LINGER_SECONDS, False):
+            while dropped < LINGER_BYTES:
+                chunk = self.socket.recv(65536)
+                if not chunk:
+                    break
+                dropped += len(chunk)
 
     def handle_error(self, t, v, tb):
         # pywsgi reports any exception out of the application (gevent-
@@ -339,15 +369,21 @@ def guard(sio, config) -> None:
             logger.addFilter(ClientErrorFilter())
     _install_outbox(eio, limits)
 
-    anonymous: dict[str, str] = {}             # eio sid -> address, until a namespace connects
+    # eio sid -> (address, deadline), until a namespace connects. One sweeper
+    # greenlet per process drops the overdue ones (a sleeping greenlet per
+    # session would hold a stack for every connection's first seconds: about
+    # 25 KB each, measured as RSS that climbed with every wave of connections).
+    anonymous: dict[str, tuple[str, float]] = {}
     per_address: collections.Counter[str] = collections.Counter()
+    sweeping = [False]
     on_connect = eio.handlers["connect"]
     on_message = eio.handlers["message"]
     on_disconnect = eio.handlers["disconnect"]
 
     def settle(eio_sid: str) -> None:
-        address = anonymous.pop(eio_sid, None)
-        if address is not None:
+        entry = anonymous.pop(eio_sid, None)
+        if entry is not None:
+            address = entry[0]
             per_address[address] -= 1
             if per_address[address] <= 0:
                 del per_address[address]
@@ -356,15 +392,25 @@ def guard(sio, config) -> None:
         return any(sio.manager.sid_from_eio_sid(eio_sid, ns) is not None
                    for ns in list(sio.manager.get_namespaces()))
 
-    def drop_if_anonymous(eio_sid: str) -> None:
-        eio.sleep(limits.anonymous_timeout)
-        if eio_sid in anonymous:
-            settle(eio_sid)
-            sock = eio.sockets.get(eio_sid)
-            if sock is not None:
-                log.info("dropping Engine.IO session %s: no namespace connect in %ss",
-                         eio_sid, limits.anonymous_timeout)
-                _abort(eio, eio_sid, sock)
+    def sweep() -> None:
+        # Looks a few times per timeout: a session is dropped at most a
+        # quarter of the timeout (or a second) after its deadline.
+        interval = min(1.0, limits.anonymous_timeout / 4)
+        try:
+            while anonymous:
+                eio.sleep(interval)
+                now = time.monotonic()
+                for eio_sid, (_address, deadline) in list(anonymous.items()):
+                    if deadline > now or eio_sid not in anonymous:
+                        continue
+                    settle(eio_sid)
+                    sock = eio.sockets.get(eio_sid)
+                    if sock is not None:
+                        log.info("dropping Engine.IO session %s: no namespace connect in %ss",
+                                 eio_sid, limits.anonymous_timeout)
+                        _abort(eio, eio_sid, sock)
+        finally:
+            sweeping[0] = False
 
     def connect(eio_sid, environ):
         address = environ.get("REMOTE_ADDR") or "-"
@@ -372,9 +418,11 @@ def guard(sio, config) -> None:
                 per_address[address] >= limits.anonymous_per_address:
             malformed.record("too many sessions without a namespace", address)
             return False
-        anonymous[eio_sid] = address
+        anonymous[eio_sid] = (address, time.monotonic() + limits.anonymous_timeout)
         per_address[address] += 1
-        eio.start_background_task(drop_if_anonymous, eio_sid)
+        if not sweeping[0]:
+            sweeping[0] = True
+            eio.start_background_task(sweep)
         return on_connect(eio_sid, environ)
 
     def message(eio_sid, data):
@@ -432,7 +480,8 @@ def _abort(eio, sid, sock) -> None:
     Engine.IO's own close waits on the transport: the writer may be blocked
     sending to a client that does not read, and the reader waiting for a
     frame that never comes."""
-    ws = getattr(sock, "parley_websocket", None)
+    ws_ref = getattr(sock, "parley_websocket", None)
+    ws = ws_ref() if ws_ref is not None else None
     handler = getattr(getattr(ws, "_sock", None), "handler", None)
     tcp = getattr(handler, "socket", None)
     if tcp is not None:
@@ -460,7 +509,9 @@ def _remember_websocket() -> None:
         return
 
     def _websocket_handler(self, ws):
-        self.parley_websocket = ws
+        # A weak reference: the Engine.IO socket must not keep the WebSocket
+        # (and through it the handler and its buffers) alive in a cycle.
+        self.parley_websocket = weakref.ref(ws)
         return original(self, ws)
 
     _websocket_handler.parley = True

@@ -107,10 +107,10 @@ def test_websocket_upgrade_works_through_nginx(tmp_path, nginx, backends):
         process.terminate(), process.wait(10)
 
 
-def test_nginx_refuses_a_body_over_the_engineio_limit(tmp_path, backends):
+def test_nginx_refuses_a_body_over_the_engineio_limit(tmp_path, nginx, backends):
     """Request buffering is off, so nginx must refuse from the header: a body
     over MAX_PAYLOAD_BYTES never reaches a backend."""
-    process, url, access_log = run_nginx(tmp_path, backends, "ip_hash")
+    process, url, access_log = run_nginx(tmp_path, nginx, backends, "ip_hash")
     try:
         target = url + "/socket.io/?EIO=4&transport=polling&sid=nope"
         over = requests.post(target, data=b"4" * (65536 + 1), timeout=10,
