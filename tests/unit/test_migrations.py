@@ -80,3 +80,38 @@ def test_the_dm_pair_migration_backfills_genuine_dms_and_names_the_others(tmp_pa
         assert pairs == [("dm-1-2", 1, 2), ("dm-2-4", None, None), ("dm-1-4", None, None)]
     finally:
         engine.dispose()
+
+
+def test_upgrading_a_database_in_use_keeps_every_row(tmp_path):
+    """From the first schema to the newest with users, rooms, members,
+    sessions and messages in it: nothing may be lost on the way (on SQLite a
+    batch rebuild of ``users`` once cascaded and emptied every child table)."""
+    database = tmp_path / "in-use.sqlite3"
+    result = flask_db_upgrade(database, "c8e28f41a1aa")
+    assert result.returncode == 0, result.stderr
+    engine = create_engine(f"sqlite:///{database}")
+    tables = ("users", "login_sessions", "rooms", "memberships", "messages")
+    try:
+        with engine.begin() as connection:
+            for statement in (
+                "INSERT INTO users (id, username, username_key, password_hash, is_admin,"
+                " created_at, banned) VALUES (1, 'alice', 'alice', 'x', 0, '2026-01-01', 0)",
+                "INSERT INTO login_sessions (token, user_id, created_at)"
+                " VALUES ('tok', 1, '2026-01-01')",
+                "INSERT INTO rooms (id, slug, name, topic, private, is_dm, archived, owner_id,"
+                " created_at) VALUES (1, 'lobby', 'Lobby', '', 0, 0, 0, 1, '2026-01-01')",
+                "INSERT INTO memberships (room_id, user_id, joined_at, last_read_id)"
+                " VALUES (1, 1, '2026-01-01', 0)",
+                "INSERT INTO messages (room_id, user_id, client_id, body, created_at, deleted)"
+                " VALUES (1, 1, 'c1', 'kept', '2026-01-01', 0)",
+            ):
+                connection.execute(text(statement))
+        result = flask_db_upgrade(database)
+        assert result.returncode == 0, result.stderr
+        with engine.connect() as connection:
+            counts = {table: connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+                      for table in tables}
+            body = connection.execute(text("SELECT body FROM messages")).scalar()
+        assert counts == dict.fromkeys(tables, 1) and body == "kept"
+    finally:
+        engine.dispose()
