@@ -7,6 +7,8 @@ once, here and in ``edge.acked``.
 """
 from __future__ import annotations
 
+import logging
+
 from flask import request
 # python-socketio's ConnectionRefusedError, not the builtin of the same name:
 # only its arguments reach the client's ``connect_error`` as ``data``.
@@ -17,6 +19,8 @@ from ..extensions import db
 from ..services import users
 from ..services.connections import Registry
 from .tokenauth import close_at_expiry, connecting_user
+
+log = logging.getLogger(__name__)
 
 # The longest event name quoted back in an "unknown event" error.
 _NAME_ECHO = 64
@@ -65,6 +69,15 @@ class ChatNamespace(Namespace):
         except DomainError as exc:
             db.session.rollback()
             raise refusal(exc) from None
+        except ConnectionRefusedError:
+            raise
+        except Exception:
+            # Refused, never passed on: Flask-SocketIO calls a connect
+            # handler that raises TypeError again *without* ``auth``, which
+            # would turn a token (or presence) connect into a cookie one.
+            db.session.rollback()
+            log.exception("connect to %s failed", self.namespace)
+            raise ConnectionRefusedError("internal error", {"code": "internal"}) from None
         finally:
             db.session.remove()
 

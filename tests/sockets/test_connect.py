@@ -128,3 +128,24 @@ def test_events_reuse_the_connections_session_instead_of_reopening_the_cookie(ap
     # HTTP requests still read the cookie.
     assert alice.http.get("/").status_code == 200
     assert opened == ["/"]
+
+
+def test_an_error_inside_connect_refuses_instead_of_retrying_without_auth(app, auth, monkeypatch):
+    # Flask-SocketIO calls a connect handler that raised TypeError once more
+    # without ``auth``: a token (or presence) connect would become a cookie one.
+    from app.sockets.public import PublicNamespace
+
+    calls = []
+
+    def broken(self, user, auth_payload):
+        calls.append(auth_payload)
+        raise TypeError("a bug in admit")
+
+    monkeypatch.setattr(PublicNamespace, "admit", broken)
+    auth.create("alice")
+    http = auth.login("alice")
+    sock = socketio.test_client(app, namespace=PUBLIC, flask_test_client=http,
+                                auth={"presence": "each"})
+    assert not sock.is_connected(PUBLIC)
+    assert calls == [{"presence": "each"}]
+    assert len(live.public) == 0
