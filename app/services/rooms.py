@@ -444,6 +444,25 @@ def members_of(actor: Actor, slug: str, online_ids: set[int]) -> dict:
     return {"members": shown, "online": [user for user in shown if user["id"] in online_ids]}
 
 
+def may_follow(user_id: int, session_token: str, room_id: int) -> bool:
+    """Whether a reader of a room's SSE feed may go on reading it.
+
+    Their sign-in session must be live and the user not banned; a private
+    room's reader must still be a member (a public room is readable by any
+    signed-in user, as anyone may join it).
+    """
+    from ..models import LoginSession
+
+    row = db.session.execute(
+        select(LoginSession.revoked_at, User, Room.private)
+        .join(User, User.id == LoginSession.user_id)
+        .join(Room, Room.id == room_id)
+        .where(LoginSession.token == session_token, User.id == user_id)).first()
+    if row is None or row.revoked_at is not None or row.User.is_banned():
+        return False
+    return not row.private or _is_member(room_id, user_id)
+
+
 # -- the operator's check ---------------------------------------------------------
 
 def rooms_posing_as_dms() -> list[tuple[str, str]]:
