@@ -35,6 +35,7 @@ from flask import current_app
 from sqlalchemy import bindparam, delete, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from .. import events
 from ..extensions import db
 from ..models import Room, RoomChange, utcnow
 
@@ -127,8 +128,6 @@ def _publish(session) -> None:
     queued = session.info.pop(_OUTBOX, None)
     if not queued:
         return
-    from .. import events
-
     for item in queued:
         try:
             if isinstance(item, Change):
