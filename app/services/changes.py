@@ -193,8 +193,13 @@ def after(room_id: int, cursor: int, limit: int) -> CatchUp:
     return CatchUp(changes, has_more, last if has_more else max(last, newest))
 
 
-def entries_after(room_id: int, cursor: int, limit: int) -> tuple[list[tuple[int, str, str]], int, int]:
-    """Raw entries for the SSE feed: ``(position, event, payload text)``, the room's newest and floor."""
+def entries_after(room_id: int, cursor: int,
+                  limit: int) -> tuple[list[tuple[int, str, str]], int, int]:
+    """For the SSE feed: up to ``limit`` raw entries after ``cursor``
+    (``(position, event, payload text)``), the room's newest position and its floor.
+
+    The counter is read first, as in ``after``.
+    """
     newest, floor = db.session.execute(
         select(_rooms.c.last_position, _rooms.c.floor_position)
         .where(_rooms.c.id == room_id)).one()
