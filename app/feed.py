@@ -3,10 +3,12 @@
 A stream (``app.web.api``) holds no database connection while it waits: it
 sleeps on its ``Stream`` until the hub says its room has a new position (or
 the heartbeat is due), then reads the log in a short session. The change
-log's publisher calls ``notify`` after every commit; with Redis, it also
-publishes a small notification that every other process's hub relays to its
-own streams, so a change committed through one process reaches streams held
-by another. ``recheck`` wakes every stream to check that its reader may
+log's publisher calls ``notify`` after every commit; with Redis, the hub
+also publishes a small notification that every other process's hub relays
+to its own streams, so a change committed through one process reaches
+streams held by another. That publish runs in a background greenlet, off
+the send path, and coalesces: under load one notification names every room
+that changed since the last. ``recheck`` wakes every stream to check that its reader may
 still read (a session ended, a user banned).
 """
 from __future__ import annotations
@@ -52,6 +54,10 @@ class Hub:
         self._streams: dict[int, set[Stream]] = {}
         self._redis = None
         self._listener = None
+        # What the relay greenlet publishes next.
+        self._changed_rooms: set[int] = set()
+        self._recheck_all = False
+        self._relay_due = threading.Event()
 
     def reset(self) -> None:
         """Forget every stream and stop relaying (tests start each from empty)."""
@@ -80,11 +86,15 @@ class Hub:
     def notify(self, room_id: int, position: int) -> None:
         """Room ``room_id`` committed ``position``: wake its streams, here and elsewhere."""
         self._wake_room(room_id)
-        self._relay({"room": room_id, "position": position})
+        if self._redis is not None:
+            self._changed_rooms.add(room_id)
+            self._relay_due.set()
 
     def recheck(self) -> None:
         self._wake_all()
-        self._relay({"recheck": True})
+        if self._redis is not None:
+            self._recheck_all = True
+            self._relay_due.set()
 
     def _wake_room(self, room_id: int) -> None:
         with self._lock:
@@ -100,17 +110,27 @@ class Hub:
 
     # -- across processes --
 
-    def _relay(self, message: dict) -> None:
-        if self._redis is None:
-            return
-        try:
-            self._redis.publish(CHANNEL, json.dumps({"from": bus.PROCESS_ID, **message}))
-        except Exception:  # Redis away: local streams are woken; remote ones catch up later
-            log.warning("feed: could not relay a notification", exc_info=True)
+    def _relay_loop(self) -> None:
+        while self._redis is not None:
+            self._relay_due.wait()
+            self._relay_due.clear()
+            rooms, self._changed_rooms = self._changed_rooms, set()
+            recheck, self._recheck_all = self._recheck_all, False
+            message = {"from": bus.PROCESS_ID, "rooms": sorted(rooms)}
+            if recheck:
+                message["recheck"] = True
+            try:
+                self._redis.publish(CHANNEL, json.dumps(message))
+            except Exception:
+                # Redis away: local streams were woken; remote ones read
+                # their rooms at their next heartbeat.
+                log.warning("feed: could not relay a notification", exc_info=True)
+                time.sleep(1)
 
     def start(self, redis_client, listen_client, spawn) -> None:
-        """Relay other processes' notifications to this process's streams."""
+        """Relay this process's notifications to the others, and theirs to its streams."""
         self._redis, self._listener = redis_client, listen_client
+        spawn(self._relay_loop)
         spawn(self._listen)
 
     def _listen(self) -> None:
@@ -132,8 +152,8 @@ class Hub:
             return
         if message.get("recheck"):
             self._wake_all()
-        elif "room" in message:
-            self._wake_room(int(message["room"]))
+        for room_id in message.get("rooms", ()):
+            self._wake_room(int(room_id))
 
 
 hub = Hub()
