@@ -271,3 +271,14 @@ def test_an_audit_entry_is_written_with_its_action_or_not_at_all(app, auth, monk
     assert acall(console, "user:ban", {"user": "mallory"})["ok"]
     assert [a for (a,) in in_db(app, select(AuditEntry.action))] == ["user:ban"]
     assert [e["action"] for e in pushed(console, "audit")] == ["user:ban"]
+
+
+def test_operators_can_prune_from_the_command_line(app, room, runner):
+    alice, _ = room
+    for i in range(4):
+        sent(alice, "general", f"m{i}")
+    app.config.update(CHANGE_LOG_RETENTION_ENTRIES=1, CHANGE_LOG_RETENTION_DAYS=0)
+    result = runner.invoke(args=["prune-changes"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("removed ") and result.output.split()[1] != "0"
+    assert len(in_db(app, select(RoomChange.position))) == 1
