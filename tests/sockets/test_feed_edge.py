@@ -74,3 +74,32 @@ def test_the_feed_needs_a_sign_in_and_hides_private_rooms(app, auth, client):
     assert client.get(URL.format(secret)).status_code == 401
     assert bob.http.get(URL.format(secret)).status_code == 404
     assert bob.http.get(URL.format("nowhere")).status_code == 404
+
+
+def test_a_reader_may_follow_while_signed_in_unbanned_and_a_member_of_a_private_room(app, auth):
+    from sqlalchemy import select
+
+    from app.models import Room, User
+    from app.services import Actor, rooms, users
+
+    alice = auth.socket("alice")
+    auth.create("bob")
+    secret = public_room(alice, "Secret", private=True)
+    open_room = public_room(alice, "Open")
+    call(alice, "room:invite", {"room": secret, "user": "bob"})
+    with app.app_context():
+        bob_id = users.find_user("bob").id
+        token = users.start_session(users.find_user("bob")).token
+        ids = dict(db.session.execute(select(Room.slug, Room.id)).all())
+        assert rooms.may_follow(bob_id, token, ids[secret])
+        assert rooms.may_follow(bob_id, token, ids[open_room]), "public: no membership needed"
+        rooms.leave_room(Actor(bob_id, "bob"), secret)
+        assert not rooms.may_follow(bob_id, token, ids[secret])
+        assert rooms.may_follow(bob_id, token, ids[open_room])
+        db.session.get(User, bob_id).banned = True
+        db.session.commit()
+        assert not rooms.may_follow(bob_id, token, ids[open_room])
+        db.session.get(User, bob_id).banned = False
+        users.end_session(token)
+        assert not rooms.may_follow(bob_id, token, ids[open_room])
+        db.session.remove()
