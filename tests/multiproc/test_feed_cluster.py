@@ -38,3 +38,27 @@ def test_a_feed_on_one_process_streams_changes_made_through_the_other(two_server
     finally:
         feed.close()
         alice.close()
+
+
+def test_the_feed_streams_through_the_shipped_nginx_config_unbuffered(tmp_path, two_servers):
+    from .test_deploy import run_nginx
+
+    process, url, _ = run_nginx(tmp_path, two_servers, "ip_hash")
+    try:
+        name = unique("alice")
+        http = sign_up(url, name)
+        alice = ChatClient(url, name, http=http).connect()
+        room = unique("room")
+        assert alice.call("room:create", {"name": room})["ok"]
+        feed = Feed(f"{url}/api/v1/rooms/{room}/events", http).open()
+        try:
+            assert feed.status == 200
+            sent = alice.send(room, "through nginx")["message"]
+            # Well before the first heartbeat (15 s): nothing holds the event back.
+            [event] = feed.wait_for_count(1, timeout=10)
+            assert json.loads(event.data)["id"] == sent["id"]
+        finally:
+            feed.close()
+            alice.close()
+    finally:
+        process.terminate(), process.wait(10)
