@@ -14,6 +14,7 @@ import pytest
 from tests.support.server import cookie_header, sign_in
 from tests.support.sse import Feed
 
+from .conftest import BOTH_DATABASES
 from .test_chat import logout
 
 pytestmark = pytest.mark.e2e
@@ -136,3 +137,20 @@ def test_the_feed_ends_when_its_reader_leaves_the_private_room(server, peers, fe
     bob.ok("room:leave", {"room": room})
     assert feed.ended.wait(10), "the feed outlived its reader's membership"
     assert [e.event for e in feed.got()] == ["member:removed"]
+
+
+@BOTH_DATABASES
+def test_idle_feeds_hold_no_database_connection(target, peers, feeds):
+    # More open feeds than the worker's connection pool holds (5 + 10
+    # overflow): if a waiting stream kept a connection, the later streams and
+    # the send below would wait for the pool and time out.
+    alice = peers("alice")
+    room = alice.create_room()
+    alice.ok("room:join", {"room": room})
+    bob_http = sign_in(target.url, "bob")
+    opened = [feeds(feed_url(target, room), bob_http) for _ in range(25)]
+    assert {feed.status for feed in opened} == {200}
+    message = alice.send(room, "to every dashboard")
+    for feed in opened:
+        [event] = feed.wait_for_count(1)
+        assert json.loads(event.data)["id"] == message["id"]
