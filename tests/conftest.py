@@ -13,6 +13,7 @@ import pytest
 
 from app import create_app
 from app.extensions import db, socketio
+from app.feed import hub
 from app.services.connections import live
 from app.services.ratelimit import limits
 from tests.support.requirements import SETUP_HINT, WITHOUT, left_out, unavailable
@@ -38,6 +39,7 @@ def _reset_process_state() -> None:
     # These live per process in production; tests start each from empty.
     live.reset()
     limits.reset()
+    hub.reset()
 
 
 @pytest.fixture(scope="session")
