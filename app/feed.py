@@ -1,6 +1,6 @@
 """The SSE feed's hub: wakes this process's open event streams when their room changes.
 
-A stream (``app.web.api``) holds no database connection while it waits: it
+A stream (``app.web.feed``) holds no database connection while it waits: it
 sleeps on its ``Stream`` until the hub says its room has a new position (or
 the heartbeat is due), then reads the log in a short session. The change
 log's publisher calls ``notify`` after every commit; with Redis, the hub

@@ -8,7 +8,7 @@ earlier edits, deletions and room changes happened before there was a log,
 which no client can hold a cursor from.
 
 Revision ID: 5b7e0c1d2a3f
-Revises: 5b1d7e3a9c42
+Revises: d24a5e2f887d
 Create Date: 2026-12-03 13:20:00
 
 """
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '5b7e0c1d2a3f'
-down_revision = '5b1d7e3a9c42'
+down_revision = 'd24a5e2f887d'
 branch_labels = None
 depends_on = None
 
