@@ -19,9 +19,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask_login import current_user
 
 from .. import feed
-from ..errors import Invalid
+from ..errors import Forbidden, Invalid
 from ..extensions import db
-from ..services import Actor, changes, rooms
+from ..services import Actor, changes, rooms, tokens
 
 log = logging.getLogger(__name__)
 bp = Blueprint("feed", __name__, url_prefix="/api/v1")
@@ -42,21 +42,42 @@ def _last_event_id() -> int | None:
     return int(raw)
 
 
+def _reader():
+    """Who reads: by bearer access token (as the REST API), or the session cookie."""
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise tokens.InvalidToken("send Authorization: Bearer ACCESS_TOKEN")
+        user, _claims = tokens.authenticate_access_token(token.strip())
+        return user
+    if current_user.is_authenticated:
+        if current_user.is_banned():
+            raise Forbidden("this account is banned")
+        return current_user._get_current_object()
+    return None
+
+
 @bp.route("/rooms/<slug>/events")
 def room_events(slug: str):
     """A room's changes as ``text/event-stream``, from now or after ``Last-Event-ID``.
 
-    Signed-in users only (401 otherwise); a private room for its members
-    (404 for anyone else, its existence not revealed).
+    Signed-in users (session cookie) or bearer access tokens only (401
+    otherwise); a private room for its members (404 for anyone else, its
+    existence not revealed).
     """
-    if not current_user.is_authenticated:
+    reader_user = _reader()
+    if reader_user is None:
+        message = "sign in first, or send Authorization: Bearer ACCESS_TOKEN"
         return jsonify({"ok": False, "error": {"code": "unauthenticated",
-                                               "message": "sign in first"}}), 401
-    actor = Actor.of(current_user)
+                                               "message": message}}), 401
+    actor = Actor.of(reader_user)
     room, _ = rooms.visible_room(actor, slug[:80])
     cursor = _last_event_id()
+    # The stream lives as long as the sign-in session behind the cookie or
+    # the token (a token's family belongs to one): revoking it ends the stream.
     reader = _Reader(current_app._get_current_object(), room.id, room.slug, actor.id,
-                     current_user.login_session.token, room.private)
+                     reader_user.login_session.token, room.private)
     response = Response(reader.events(cursor), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     # nginx would otherwise buffer the stream (deploy/nginx turns buffering

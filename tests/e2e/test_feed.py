@@ -154,3 +154,26 @@ def test_idle_feeds_hold_no_database_connection(target, peers, feeds):
     for feed in opened:
         [event] = feed.wait_for_count(1)
         assert json.loads(event.data)["id"] == message["id"]
+
+
+def test_a_bearer_access_token_opens_the_feed_too(server, peers):
+    from tests.support.server import TEST_PASSWORD
+
+    alice = peers("alice")
+    room = alice.create_room()
+    alice.ok("room:join", {"room": room})
+    with httpx.Client(timeout=httpx.Timeout(10, read=30)) as client:
+        token = client.post(f"{server.url}/api/v1/auth/token",
+                            json={"username": "bob", "password": TEST_PASSWORD}).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        assert client.get(feed_url(server, room),
+                          headers={"Authorization": "Bearer not-a-token"}).status_code == 401
+        with client.stream("GET", feed_url(server, room), headers=headers) as response:
+            assert response.status_code == 200
+            sent = None
+            for line in response.iter_lines():
+                if line.startswith(": room") and sent is None:
+                    sent = alice.send(room, "for a bot")
+                if line.startswith("data: "):
+                    assert json.loads(line[len("data: "):])["id"] == sent["id"]
+                    break
