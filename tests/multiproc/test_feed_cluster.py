@@ -41,9 +41,12 @@ def test_a_feed_on_one_process_streams_changes_made_through_the_other(two_server
 
 
 def test_the_feed_streams_through_the_shipped_nginx_config_unbuffered(tmp_path, two_servers):
+    from tests.support.requirements import require_program
+
     from .test_deploy import run_nginx
 
-    process, url, _ = run_nginx(tmp_path, two_servers, "ip_hash")
+    nginx = require_program("nginx", "nginx", "/usr/sbin/nginx")
+    process, url, _ = run_nginx(tmp_path, nginx, two_servers, "ip_hash")
     try:
         name = unique("alice")
         http = sign_up(url, name)
