@@ -202,12 +202,13 @@ def _connection_count() -> int:
 
 def register_blueprints(app: Flask) -> None:
     from . import api, metrics
-    from .web import account, admin, auth, chat, health
+    from .web import account, admin, auth, chat, feed, health
 
     app.register_blueprint(account.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(chat.bp)
+    app.register_blueprint(feed.bp)
     app.register_blueprint(health.bp)
     api.init_app(app)
     metrics.init_app(app)

@@ -151,6 +151,13 @@ def register(app) -> None:
             "longer uses them; review each in the admin console (archive it, tell its "
             "members) as docs/hardening.md describes")
 
+    @app.cli.command("prune-changes")
+    def prune_changes() -> None:
+        """Drop change-log entries past the retention window now (servers also do it hourly)."""
+        from .services import changes
+
+        click.echo(f"removed {changes.prune()} change-log entries")
+
     @app.cli.command("init-db")
     def init_db() -> None:
         """Create or upgrade the database schema."""

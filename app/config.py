@@ -188,6 +188,20 @@ class Config:
     METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
     METRICS_ALLOWED_ADDRESSES = os.environ.get("METRICS_ALLOWED_ADDRESSES", "127.0.0.1,::1")
 
+    # The rooms' change log (catch-up and the SSE feed). An entry is kept
+    # while it is among its room's newest ENTRIES or younger than DAYS,
+    # whichever keeps more: a month covers a client away over a holiday, and
+    # 100,000 entries a busy room's last days; older cursors are told to
+    # reset. Pruning runs in each server process every PRUNE_SECONDS.
+    CHANGE_LOG_RETENTION_DAYS = float(os.environ.get("CHANGE_LOG_RETENTION_DAYS", "30"))
+    CHANGE_LOG_RETENTION_ENTRIES = _int("CHANGE_LOG_RETENTION_ENTRIES", 100_000)
+    CHANGE_LOG_PRUNE_SECONDS = float(os.environ.get("CHANGE_LOG_PRUNE_SECONDS", "3600"))
+    # SSE feed: a comment line this often keeps proxies and load balancers
+    # from closing an idle stream (most cut at 60 s) and lets the stream
+    # notice a reader whose rights ended; clients retry after RETRY_MS.
+    SSE_HEARTBEAT_SECONDS = float(os.environ.get("SSE_HEARTBEAT_SECONDS", "15"))
+    SSE_RETRY_MS = _int("SSE_RETRY_MS", 3000)
+
     # argon2id parameters (argon2-cffi's defaults: RFC 9106 low-memory profile).
     PASSWORD_TIME_COST = _int("PASSWORD_TIME_COST", 3)
     PASSWORD_MEMORY_COST = _int("PASSWORD_MEMORY_COST", 65536)

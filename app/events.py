@@ -1,13 +1,16 @@
 """The one place that pushes events to clients, always after the commit.
 
-Services call these once their transaction is committed, so nothing reaches a
-client that is not stored. Control actions that must reach every server
-process (closing a session's sockets, a member leaving a room) go through
-``app.bus``.
+A room's visible changes reach clients through ``change``, which the change
+log's outbox (``app.services.changes``) calls once the transaction that
+recorded them has committed: to the room's Socket.IO channel and to the SSE
+feed's hub. Other pushes are queued on the same outbox by the services
+(``changes.after_commit``), so nothing reaches a client that is not stored.
+Control actions that must reach every server process (closing a session's
+sockets, a member leaving a room) go through ``app.bus``.
 """
 from __future__ import annotations
 
-from . import bus, control
+from . import bus, control, feed
 from .extensions import socketio
 
 PUBLIC = "/public"
@@ -22,18 +25,16 @@ def user_channel(user_id: int) -> str:
     return f"user:{user_id}"
 
 
-def message_created(message: dict) -> None:
-    socketio.emit("message", message, namespace=PUBLIC, to=room_channel(message["room"]))
+def change(item) -> None:
+    """A recorded change (``changes.Change``) of a room, now committed: to its joined
+    connections, and to this process's SSE streams and every other's."""
+    socketio.emit(item.event, item.data, namespace=PUBLIC, to=room_channel(item.slug))
+    feed.hub.notify(item.room_id, item.position)
 
 
-def message_updated(message: dict) -> None:
-    socketio.emit("message:updated", message, namespace=PUBLIC,
-                  to=room_channel(message["room"]))
-
-
-def message_deleted(message_id: int, slug: str) -> None:
-    socketio.emit("message:deleted", {"id": message_id, "room": slug}, namespace=PUBLIC,
-                  to=room_channel(slug))
+def streams_recheck() -> None:
+    """Sessions ended or users were banned: every SSE stream re-checks its reader."""
+    feed.hub.recheck()
 
 
 def presence(slug: str, user: dict, online: bool) -> None:
@@ -67,6 +68,7 @@ def announcement(announcement: dict) -> None:
 
 def session_ended(token: str) -> None:
     bus.publish(control.CloseConnections(reason="signed out", session=token))
+    feed.hub.recheck()
 
 
 def user_disconnect(user_id: int, reason: str, *, kicked: bool, ban: dict | None = None) -> int:
@@ -78,6 +80,7 @@ def user_disconnect(user_id: int, reason: str, *, kicked: bool, ban: dict | None
     """
     from .services.cluster import live_processes
 
+    feed.hub.recheck()
     ban_fields = {"banned": True, "ban_until": ban["until"]} if ban is not None else {}
     return bus.gather(control.CloseConnections(reason=reason, user_id=user_id, kicked=kicked,
                                                **ban_fields),
@@ -95,13 +98,11 @@ def audit(entry: dict) -> None:
 def room_archived(slug: str, archived: bool) -> None:
     """A room became read-only (or writable again).
 
-    Its joined connections get ``room:archived`` ``{"room", "archived"}``;
-    every process updates the room as its connections cached it, so their
-    next send is refused (or allowed) without a query.
+    Every process updates the room as its connections cached it, so their
+    next send is refused (or allowed) without a query. (Its joined
+    connections get ``room:archived`` from the change log.)
     """
     bus.publish(control.RoomArchived(room=slug, archived=archived))
-    socketio.emit("room:archived", {"room": slug, "archived": archived}, namespace=PUBLIC,
-                  to=room_channel(slug))
 
 
 def admin_disconnect(user_id: int) -> int:

@@ -1,5 +1,6 @@
 """The chat's stored state: users and their sign-in sessions, rooms,
-memberships, messages, announcements, and the moderators' audit log."""
+memberships, messages, the rooms' change log, announcements, and the moderators'
+audit log."""
 from __future__ import annotations
 
 import secrets
@@ -112,6 +113,13 @@ class Room(db.Model):
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The change log's counter: the position of the room's latest change.
+    # Writers take the next one with an UPDATE of this row, whose lock
+    # serializes them, so positions commit in order (see services/changes.py).
+    last_position: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Changes at or below this position were pruned: a cursor below it
+    # cannot be caught up and is told to reset.
+    floor_position: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Membership(db.Model):
@@ -162,6 +170,30 @@ class Announcement(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                  index=True)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RoomChange(db.Model):
+    """One visible change of a room, at its position in the room's log.
+
+    ``payload`` is the JSON text a joined connection received live (with its
+    ``cursor``), served as it is to catch-up and to the SSE feed.
+    """
+
+    __tablename__ = "room_changes"
+    __table_args__ = (
+        # Deleting a message removes its earlier entries (compaction).
+        Index("ix_room_changes_message_id", "message_id"),
+    )
+
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    event: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[str] = mapped_column(Text)
+    # No foreign key: the message:deleted entry outlives nothing, and
+    # compaction finds a message's entries by this id.
+    message_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class AuditEntry(db.Model):

@@ -63,7 +63,20 @@ class RoomRef(Payload):
 
 class RoomJoin(RoomRef):
     since: Cursor | None = None
+    # A change-log position (the ``cursor`` of an earlier ack or event).
+    cursor: Cursor | None = None
     limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_start(self):
+        if self.since is not None and self.cursor is not None:
+            raise ValueError("give 'since' or 'cursor', not both")
+        return self
+
+
+class RoomUpdate(RoomRef):
+    name: Text | None = None
+    topic: Text | None = None
 
 
 class RoomInvite(RoomRef):
@@ -83,12 +96,15 @@ class OneDirection(BaseModel):
 
     before: Cursor | None = None
     after: Cursor | None = None
+    cursor: Cursor | None = None
     limit: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _one_direction(self):
         if self.before is not None and self.after is not None:
             raise ValueError("give 'before' or 'after', not both")
+        if self.cursor is not None and (self.before is not None or self.after is not None):
+            raise ValueError("give 'cursor' alone, without 'before' or 'after'")
         return self
 
 

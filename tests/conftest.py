@@ -13,6 +13,7 @@ import pytest
 
 from app import create_app
 from app.extensions import db, socketio
+from app.feed import hub
 from app.services.connections import live
 from app.services.ratelimit import limits
 from tests.support.requirements import SETUP_HINT, WITHOUT, left_out, unavailable
@@ -38,6 +39,7 @@ def _reset_process_state() -> None:
     # These live per process in production; tests start each from empty.
     live.reset()
     limits.reset()
+    hub.reset()
 
 
 @pytest.fixture(scope="session")
@@ -119,6 +121,16 @@ def received(sock, event: str | None = None, namespace="/public") -> list:
     packets = sock.get_received(namespace)
     return [p["args"][0] if len(p["args"]) == 1 else p["args"] for p in packets
             if event is None or p["name"] == event]
+
+
+def without_cursor(payloads: list) -> list:
+    """Room events as received, each checked to carry its log ``cursor``, then without it.
+
+    Tests that are about something else compare the rest exactly.
+    """
+    for payload in payloads:
+        assert isinstance(payload.get("cursor"), int) and payload["cursor"] > 0, payload
+    return [{k: v for k, v in payload.items() if k != "cursor"} for payload in payloads]
 
 
 def in_db(app, statement) -> list:

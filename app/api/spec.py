@@ -40,6 +40,25 @@ def _ref(model) -> dict:
     return {"$ref": REF.format(model=model.__name__)}
 
 
+# Served outside ``route`` (app/web/feed.py): a stream, not a JSON answer.
+STREAMS = {"/api/v1/rooms/{slug}/events": {"get": {
+    "operationId": "room_events", "tags": ["chat"],
+    "summary": "The room's changes as Server-Sent Events, from now or after Last-Event-ID "
+               "(docs/protocol.md).",
+    "parameters": [
+        {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}},
+        {"name": "Last-Event-ID", "in": "header", "required": False,
+         "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"}},
+        {"name": "last_event_id", "in": "query", "required": False,
+         "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"}}],
+    "responses": {"200": {"description": "text/event-stream: one event per change (id = its "
+                                         "position, event = the socket event, data = its JSON)"},
+                  "400": {"description": "a malformed Last-Event-ID"},
+                  "401": {"description": "not signed in"},
+                  "404": {"description": "no such room, or a private room of others"}},
+    "security": [{"bearer": []}, {"session": []}]}}}
+
+
 @functools.cache
 def document() -> dict:
     models = {schemas.ErrorReply}
@@ -78,6 +97,7 @@ def document() -> dict:
             if declared.auth or status not in ("403",)}}
         operation["security"] = [{"bearer": []}, {"session": []}] if declared.auth else []
         paths.setdefault(openapi_path(declared.path), {})[declared.method.lower()] = operation
+    paths.update(STREAMS)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Parley REST API", "version": "1",

@@ -1,7 +1,10 @@
 """The moderators' audit log: what admins did and what the server noticed.
 
-Every entry is stored first and pushed to the connected admins after the
-commit, so the console's live feed never shows what the log does not hold.
+An entry is written in the transaction of the action it describes
+(``record``) and pushed to the connected admins after that commit, so the
+console's live feed never shows what the log does not hold, and a rolled
+back action leaves no entry. What the server notices on its own (``notice``)
+is its own transaction.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from sqlalchemy import select
 
 from .. import events
 from ..extensions import db
+from . import changes
 from ..models import AuditEntry
 
 log = logging.getLogger(__name__)
@@ -38,19 +42,27 @@ def _fit(text: str, column) -> str:
 
 
 def record(actor: str, action: str, target: str = "", detail: str = "") -> dict:
-    """Store an entry, commit, then push it to the admins; returns it as pushed.
+    """Add an entry to the current transaction; it reaches the admins after the commit.
 
-    ``actor`` and ``target`` are usernames or room slugs as text (``actor``
-    is ``"server"`` for what the server noticed on its own).
+    The caller commits (with the action itself). ``actor`` and ``target``
+    are usernames or room slugs as text (``actor`` is ``"server"`` for what
+    the server noticed on its own). Returns the entry as it will be pushed.
     """
     entry = AuditEntry(actor=_fit(actor, AuditEntry.actor), action=_fit(action, AuditEntry.action),
                        target=_fit(target, AuditEntry.target),
                        detail=_fit(detail, AuditEntry.detail))
     db.session.add(entry)
-    db.session.commit()
+    db.session.flush()  # the entry's id and time, for the push
     public = entry.to_public()
     log.info("audit %s id=%s", action, entry.id)
-    events.audit(public)
+    changes.after_commit(lambda: events.audit(public))
+    return public
+
+
+def notice(actor: str, action: str, target: str = "", detail: str = "") -> dict:
+    """``record`` what the server noticed on its own, and commit it: it is the whole action."""
+    public = record(actor, action, target, detail)
+    db.session.commit()
     return public
 
 
@@ -109,5 +121,5 @@ def failed_sign_in(username: str) -> None:
         return
     ratio = failures // FAILED_SIGN_IN_THRESHOLD
     if failures % FAILED_SIGN_IN_THRESHOLD == 0 and ratio & (ratio - 1) == 0:
-        record("server", "sign-in:failed", username.strip(),
+        notice("server", "sign-in:failed", username.strip(),
                f"{failures} failed sign-ins within {FAILED_SIGN_IN_WINDOW}")

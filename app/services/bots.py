@@ -57,9 +57,9 @@ def create_bot(actor: Actor, name: str, *, is_admin: bool = False) -> tuple[dict
     db.session.flush()
     stored = BotKey(user_id=user.id, key_hash=digest)
     db.session.add(stored)
-    db.session.commit()
-    log.info("bot created id=%s admin=%s", user.id, is_admin)
     audit.record(actor.username, "bot:create", user.username)
+    db.session.commit()  # the bot, its key and the entry together
+    log.info("bot created id=%s admin=%s", user.id, is_admin)
     return bot_to_admin(user, stored), key
 
 
@@ -83,7 +83,8 @@ def rotate_key(actor: Actor, name: str) -> tuple[dict, str]:
         stored.created_at = utcnow()
     db.session.commit()
     tokens.revoke_user_families(user.id)
-    audit.record(actor.username, "bot:rotate", user.username)
+    # (audit.record joins the caller's transaction; these steps committed already)
+    audit.notice(actor.username, "bot:rotate", user.username)
     return bot_to_admin(user, stored), key
 
 
@@ -95,5 +96,5 @@ def revoke_key(actor: Actor, name: str) -> dict:
         db.session.delete(stored)
         db.session.commit()
     tokens.revoke_user_families(user.id)
-    audit.record(actor.username, "bot:revoke", user.username)
+    audit.notice(actor.username, "bot:revoke", user.username)
     return bot_to_admin(user, None)

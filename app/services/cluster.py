@@ -12,7 +12,7 @@ import logging
 import socket
 import time
 
-from .. import bus
+from .. import bus, feed
 from .presence import RedisPresence
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,10 @@ def start(app, connection_count) -> None:
         return
     _started = True
     _connection_count = connection_count
+    from . import changes
+    from ..extensions import socketio as _socketio
+
+    _socketio.start_background_task(changes.prune_loop, app)
     if _redis is None:
         return
     from ..extensions import socketio
@@ -83,6 +87,9 @@ def start(app, connection_count) -> None:
     listener = redis.Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=3,
                                     **LISTEN_OPTIONS)
     bus.start(_redis, listener, "parley-control", socketio.start_background_task)
+    feed.hub.start(_redis, redis.Redis.from_url(app.config["REDIS_URL"],
+                                                socket_connect_timeout=3, **LISTEN_OPTIONS),
+                   socketio.start_background_task)
     socketio.start_background_task(_heartbeat_loop)
     log.info("cluster member %s started", bus.PROCESS_ID)
 

@@ -43,8 +43,8 @@ def create_invite(created_by: str, hours: float | None = None) -> dict:
     expires_at = utcnow() + timedelta(hours=hours)
     db.session.add(Invite(code_hash=_hash(code), created_by=created_by[:80],
                           expires_at=expires_at))
-    db.session.commit()
     audit.record(created_by, "invite:create", "", f"expires {isoformat(expires_at)}")
+    db.session.commit()  # the invite and its entry together
     return {"code": code, "expires_at": isoformat(expires_at)}
 
 

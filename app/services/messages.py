@@ -5,11 +5,11 @@ from flask import current_app
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import events, metrics
+from .. import metrics
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..extensions import db
 from ..models import Message, Room, User, isoformat, utcnow
-from . import Actor
+from . import Actor, changes
 from .ratelimit import limits
 from .rooms import RoomRef, _is_admin, _is_member, can_see, check_writable, member_room
 from .text import is_blank
@@ -71,6 +71,39 @@ def history(actor: Actor, slug: str, *, before: int | None = None,
             after: int | None = None, limit: int | None = None) -> tuple[list[dict], bool]:
     room = member_room(actor, slug)
     return page(room, before=before, after=after, limit=limit)
+
+
+def history_reply(actor: Actor, slug: str, *, before: int | None = None,
+                  after: int | None = None, cursor: int | None = None,
+                  limit: int | None = None) -> dict:
+    """The ``message:history`` ack: a page of messages, or of changes after ``cursor``.
+
+    Either way it carries ``cursor``, the room's log position as of the page.
+    """
+    room = member_room(actor, slug)
+    if cursor is not None:
+        return catch_up(room, cursor, limit)
+    # Read before the page: every change up to it is reflected in the page.
+    position = changes.current_position(room.id)
+    messages, has_more = page(room, before=before, after=after, limit=limit)
+    return {"messages": messages, "has_more": has_more, "cursor": position}
+
+
+def catch_up(room: Room | RoomRef, cursor: int, limit: int | None) -> dict:
+    """Every change of ``room`` after ``cursor``, a page at a time.
+
+    ``{"changes": [{"event", "data"}...], "has_more", "cursor", "messages": []}``;
+    a cursor that cannot be caught up (older than the log keeps) answers
+    ``"reset": true`` with the latest page of messages, from which the
+    client rebuilds the room.
+    """
+    result = changes.after(room.id, cursor, clamp_limit(limit))
+    if result.reset:
+        messages, has_more = page(room, before=None, after=None, limit=limit)
+        return {"reset": True, "changes": [], "messages": messages, "has_more": has_more,
+                "cursor": result.cursor}
+    return {"changes": result.changes, "messages": [], "has_more": result.has_more,
+            "cursor": result.cursor}
 
 
 # The send path's two statements, built once (SQLAlchemy then reuses their
@@ -136,16 +169,21 @@ def send(actor: Actor, room: RoomRef, body: str, client_id: str) -> dict:
     limits.hit("message", actor.id, actor.username)
     created_at = utcnow()
     try:
-        if db.engine.dialect.name != "sqlite":
-            # Serialize sends per room so that id order is commit order: a
-            # client catching up "after id N" can never miss a smaller id that
-            # committed later. (SQLite has a single writer already.)
-            db.session.execute(select(Room.id).where(Room.id == room.id).with_for_update())
+        # The room's next log position first: taking it locks the room's row
+        # until the commit, so sends to one room take ids, positions and
+        # commit in one order (a client catching up "after id N" or "after
+        # position N" never misses one that committed late).
+        position = changes.take_position(room.id)
         # One INSERT ... RETURNING id, without the ORM's unit of work: the
         # reply is built from what was written, with no reload after commit.
         message_id = db.session.connection().execute(_INSERT_MESSAGE, {
             "room_id": room.id, "user_id": actor.id, "client_id": client_id, "body": body,
             "created_at": created_at, "deleted": False}).scalar_one()
+        reply = {"id": message_id, "room": room.slug, "user": actor.to_public(), "body": body,
+                 "created_at": isoformat(created_at), "edited_at": None,
+                 "client_id": client_id}
+        changes.record(room.id, room.slug, "message", reply, message_id=message_id,
+                       position=position)
         db.session.commit()
     except IntegrityError:
         # The same client_id raced in on another connection: ack that one.
@@ -154,9 +192,6 @@ def send(actor: Actor, room: RoomRef, body: str, client_id: str) -> dict:
         if existing is None:
             raise
         return _replay(existing, room)
-    reply = {"id": message_id, "room": room.slug, "user": actor.to_public(), "body": body,
-             "created_at": isoformat(created_at), "edited_at": None, "client_id": client_id}
-    events.message_created(reply)
     metrics.message_stored()
     return reply
 
@@ -212,9 +247,9 @@ def edit(actor: Actor, message_id: int, body: str) -> dict:
     check_writable(RoomRef.of(room))
     message.body = body
     message.edited_at = utcnow()
-    db.session.commit()
     reply = message_to_public(message, room.slug, actor.to_public())
-    events.message_updated(reply)
+    changes.record(room.id, room.slug, "message:updated", reply, message_id=message.id)
+    db.session.commit()
     return reply
 
 
@@ -224,5 +259,8 @@ def delete(actor: Actor, message_id: int, *, as_admin: bool = False) -> None:
                      else _message_for(actor, message_id, "delete"))
     message.deleted = True
     message.deleted_at = utcnow()
+    # The log keeps no trace of the text: only that the message is gone.
+    changes.forget_message(room.id, message.id)
+    changes.record(room.id, room.slug, "message:deleted", {"id": message.id, "room": room.slug},
+                   message_id=message.id)
     db.session.commit()
-    events.message_deleted(message.id, room.slug)

@@ -1,9 +1,9 @@
 """What admins do: kick, ban, promote, delete, announce, archive.
 
 The admin console and any other caller go through these. Every action is
-committed, then written to the audit log (which pushes it to the console),
-and only then reaches the chat: a kick closes connections, an announcement is
-broadcast. ``check_admin`` is the one rule for who may call them; the admin
+written to the audit log in its own transaction, and only after that commit
+reaches the console (the entry) and the chat: a ban closes connections, an
+announcement is broadcast. ``check_admin`` is the one rule for who may call them; the admin
 namespace runs it on every event, because rights can be taken away while a
 console is open.
 """
@@ -19,7 +19,7 @@ from ..errors import Conflict, Forbidden, NotFound, Unauthenticated
 from ..extensions import db
 from ..models import (Announcement, LoginSession, Membership, Message, Room, User, isoformat,
                       utcnow)
-from . import Actor, audit, messages, users
+from . import Actor, audit, changes, messages, users
 from .connections import live
 from .rooms import room_to_public
 
@@ -102,8 +102,11 @@ def kick(actor: Actor, username: str, reason: str = "") -> int:
     """
     target = users.get_user(username)
     closed = events.user_disconnect(target.id, reason or "kicked", kicked=True)
+    # A kick changes nothing stored: the entry, which counts the closed
+    # connections, is its only write.
     audit.record(actor.username, "user:kick", target.username,
                  _with_reason(f"{closed} connection{'s' if closed != 1 else ''} closed", reason))
+    db.session.commit()
     return closed
 
 
@@ -132,10 +135,10 @@ def ban(actor: Actor, username: str, reason: str = "",
     target.banned = True
     target.banned_until = utcnow() + timedelta(minutes=minutes) if minutes else None
     target.ban_reason = reason or None
-    users.end_all_sessions(target)  # commits the ban and the revocations together
-    log.info("user banned id=%s until=%s", target.id, target.banned_until)
     span = f"for {_minutes(minutes)}" if minutes else "until unbanned"
     audit.record(actor.username, "user:ban", target.username, _with_reason(span, reason))
+    users.end_all_sessions(target)  # commits the ban, the revocations and the entry together
+    log.info("user banned id=%s until=%s", target.id, target.banned_until)
     closed = events.user_disconnect(target.id, reason or "banned", kicked=True,
                                     ban=users.ban_notice(target))
     return user_to_admin(target, online=False), closed
@@ -147,9 +150,9 @@ def unban(actor: Actor, username: str) -> dict:
     if target.banned:
         was_in_force = target.is_banned()
         target.banned, target.banned_until, target.ban_reason = False, None, None
-        db.session.commit()
         if was_in_force:
             audit.record(actor.username, "user:unban", target.username)
+        db.session.commit()
     return user_to_admin(target)
 
 
@@ -175,11 +178,12 @@ def set_admin(actor: Actor, username: str, is_admin: bool) -> dict:
         raise Conflict("unban the user before making them an admin", field="user")
     if target.is_admin != is_admin:
         target.is_admin = is_admin
-        db.session.commit()
         audit.record(actor.username, "user:promote" if is_admin else "user:demote",
                      target.username)
         if not is_admin:
-            events.admin_disconnect(target.id)
+            target_id = target.id
+            changes.after_commit(lambda: events.admin_disconnect(target_id))
+        db.session.commit()
     return user_to_admin(target)
 
 
@@ -204,20 +208,23 @@ def recent_messages(actor: Actor, slug: str, *, before: int | None = None,
             raise Forbidden("a direct message is private: reading it is a compliance action "
                             "that needs a reason, recorded in the audit log", field="reason")
         shown = f"{len(page)} message{'s' if len(page) != 1 else ''}"
-        audit.record(actor.username, "dm:read", room.slug,
+        # The read is the whole action: its entry commits on its own.
+        audit.notice(actor.username, "dm:read", room.slug,
                      f"{shown}{f' before {before}' if before else ''}: {reason}")
     return page, has_more
 
 
 def delete_message(actor: Actor, message_id: int) -> None:
     """Delete any message; the room's members get ``message:deleted``."""
-    messages.delete(actor, message_id, as_admin=True)
     row = db.session.execute(
         select(Room.slug, User.username, Message.body)
         .join(Room, Room.id == Message.room_id).join(User, User.id == Message.user_id)
-        .where(Message.id == message_id)).one()
+        .where(Message.id == message_id, Message.deleted.is_(False))).first()
+    if row is None:
+        raise NotFound("no such message", field="id")
     audit.record(actor.username, "message:delete", row.slug,
                  f"message {message_id} by {row.username}: {_excerpt(row.body)}")
+    messages.delete(actor, message_id, as_admin=True)  # commits the entry with the deletion
 
 
 def announce(actor: Actor, body: str, slug: str | None = None,
@@ -234,12 +241,13 @@ def announce(actor: Actor, body: str, slug: str | None = None,
                        created_at=now,
                        expires_at=now + timedelta(minutes=minutes) if minutes else None)
     db.session.add(row)
-    db.session.commit()
+    db.session.flush()
     announcement = announcement_to_public(row, room.slug if room else None)
     span = f", for {_minutes(minutes)}" if minutes else ""
     audit.record(actor.username, "announce", room.slug if room else "",
                  f"{'to ' + room.slug if room else 'to every room'}{span}: {_excerpt(body)}")
-    events.announcement(announcement)
+    changes.after_commit(lambda: events.announcement(announcement))
+    db.session.commit()
     return announcement
 
 
@@ -320,7 +328,9 @@ def archive_room(actor: Actor, slug: str, archived: bool = True) -> dict:
     room = _room(slug)
     if room.archived != archived:
         room.archived = archived
+        slug = room.slug
+        changes.record(room.id, slug, "room:archived", {"room": slug, "archived": archived})
+        audit.record(actor.username, "room:archive" if archived else "room:unarchive", slug)
+        changes.after_commit(lambda: events.room_archived(slug, archived))
         db.session.commit()
-        audit.record(actor.username, "room:archive" if archived else "room:unarchive", room.slug)
-        events.room_archived(room.slug, archived)
     return _rooms_with_counts(Room.id == room.id)[0]

@@ -238,7 +238,7 @@ def report(rule: str, key: str, detail: str) -> None:
     from . import audit  # audit imports the models and events; imported late
 
     try:
-        audit.record("server", f"rate-limit:{rule}", key, detail)
+        audit.notice("server", f"rate-limit:{rule}", key, detail)
     except Exception:
         db.session.rollback()
         log.warning("could not audit rate-limit:%s", rule, exc_info=True)

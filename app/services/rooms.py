@@ -15,7 +15,7 @@ from .. import events
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..extensions import db
 from ..models import Membership, Message, Room, User, isoformat
-from . import Actor
+from . import Actor, changes
 from .ratelimit import limits
 from .text import is_blank
 from .users import get_user
@@ -174,11 +174,13 @@ def public_room(room: Room, user_id: int) -> dict:
 
 # -- actions ----------------------------------------------------------------
 
-def _add_member(room: Room, user_id: int) -> bool:
-    """Make ``user_id`` a member; False when they already were."""
-    if _is_member(room.id, user_id):
+def _add_member(room: Room, user: Actor | User) -> bool:
+    """Make ``user`` a member (logged as ``member:added``); False when they already were."""
+    if _is_member(room.id, user.id):
         return False
-    db.session.add(Membership(room_id=room.id, user_id=user_id))
+    db.session.add(Membership(room_id=room.id, user_id=user.id))
+    changes.record(room.id, room.slug, "member:added",
+                   {"room": room.slug, "user": user.to_public()})
     return True
 
 
@@ -209,7 +211,7 @@ def create_room(actor: Actor, name: str, topic: str = "", private: bool = False)
     db.session.add(room)
     try:
         db.session.flush()
-        db.session.add(Membership(room_id=room.id, user_id=actor.id))
+        _add_member(room, actor)
         db.session.commit()
     except IntegrityError:
         # Another creator took the readable slug at this moment (a public
@@ -231,6 +233,7 @@ def join_default_rooms(user_id: int) -> None:
     Called inside the transaction that creates the user. A default room is
     public and has no owner (admins moderate it).
     """
+    user = db.session.get(User, user_id)  # just added: from the session, no query
     for name in default_room_names():
         slug = slugify(check_room_name(name))
         room = db.session.execute(select(Room).where(Room.slug == slug)).scalar_one_or_none()
@@ -242,7 +245,7 @@ def join_default_rooms(user_id: int) -> None:
             # An operator's typo must not hand new users a private room.
             log.warning("default room %s is private; not joining new users to it", slug)
             continue
-        _add_member(room, user_id)
+        _add_member(room, user)
 
 
 def list_rooms(actor: Actor) -> list[dict]:
@@ -270,31 +273,67 @@ def join(actor: Actor, slug: str) -> RoomRef:
     """
     room, member = visible_room(actor, slug)
     if not member:
-        _add_member(room, actor.id)
+        _add_member(room, actor)
         db.session.commit()
     return RoomRef.of(room)
 
 
 def join_reply(actor: Actor, ref: RoomRef, online_ids: set[int], since: int | None = None,
-               limit: int | None = None) -> dict:
-    """The ``room:join`` ack: the room, its members, who is online, and a page."""
-    from .messages import page  # messages imports rooms
+               limit: int | None = None, cursor: int | None = None) -> dict:
+    """The ``room:join`` ack: the room, its members, who is online, a page, and the cursor.
 
+    With ``cursor`` (a log position) the page is the room's ``changes`` after
+    it instead of messages (see ``messages.catch_up``).
+    """
+    from .messages import catch_up, page  # messages imports rooms
+
+    if cursor is not None:
+        reply = catch_up(ref, cursor, limit)
+    else:
+        # The position before the page: every change up to it is in the
+        # page, and the connection (already subscribed) receives the rest.
+        position = changes.current_position(ref.id)
+        messages, has_more = page(ref, before=None, after=since, limit=limit)
+        reply = {"messages": messages, "has_more": has_more, "cursor": position}
     room = db.session.get(Room, ref.id)
     members = db.session.execute(
         select(User).join(Membership, Membership.user_id == User.id)
         .where(Membership.room_id == room.id).order_by(func.lower(User.username))
     ).scalars().all()
-    messages, has_more = page(room, before=None, after=since, limit=limit)
     public_members = [m.to_public() for m in members]
     return {
         "room": room_to_public(room, len(members),
                                unread_counts(actor.id, [room.id]).get(room.id, 0)),
         "members": public_members,
         "online": [m for m in public_members if m["id"] in online_ids],
-        "messages": messages,
-        "has_more": has_more,
+        **reply,
     }
+
+
+def update_room(actor: Actor, slug: str, name: str | None = None,
+                topic: str | None = None) -> dict:
+    """Rename a room or change its topic (its owner or an admin); the slug stays.
+
+    The room's joined connections get ``room:updated`` ``{"room", "name", "topic"}``.
+    """
+    room, member = visible_room(actor, slug)
+    if room.is_dm:
+        raise Forbidden("a direct message has no name or topic to change", field="room")
+    if room.owner_id != actor.id and not _is_admin(actor):
+        raise Forbidden("only the room's owner or an admin may change it", field="room")
+    check_writable(RoomRef.of(room))
+    if name is None and topic is None:
+        raise Invalid("give a new name, a new topic, or both", field="name")
+    new_name = check_room_name(name) if name is not None else room.name
+    new_topic = check_topic(topic) if topic is not None else room.topic
+    if (new_name, new_topic) != (room.name, room.topic):
+        room.name, room.topic = new_name, new_topic
+        changes.record(room.id, room.slug, "room:updated",
+                       {"room": room.slug, "name": new_name, "topic": new_topic})
+    reply = room_to_public(room, member_count(room.id),
+                           unread_counts(actor.id, [room.id]).get(room.id, 0) if member else None)
+    db.session.commit()
+    return reply
 
 
 def leave_room(actor: Actor, slug: str) -> None:
@@ -303,8 +342,12 @@ def leave_room(actor: Actor, slug: str) -> None:
         return
     db.session.execute(delete(Membership).where(Membership.room_id == room.id,
                                                 Membership.user_id == actor.id))
+    slug = room.slug
+    # Queued first: the leaver's connections stop receiving the room before
+    # the room hears that they left.
+    changes.after_commit(lambda: events.member_left(actor.id, slug))
+    changes.record(room.id, slug, "member:removed", {"room": slug, "user": actor.to_public()})
     db.session.commit()
-    events.member_left(actor.id, room.slug)
 
 
 def invite(actor: Actor, slug: str, username: str) -> None:
@@ -327,9 +370,13 @@ def invite(actor: Actor, slug: str, username: str) -> None:
         if not member:
             raise Forbidden("join the room first", field="room")
     invitee = get_user(username)
-    if _add_member(room, invitee.id):
+    if _add_member(room, invitee):
+        _tell_added(invitee.id, public_room(room, invitee.id))
         db.session.commit()
-        events.room_added(invitee.id, public_room(room, invitee.id))
+
+
+def _tell_added(user_id: int, room: dict) -> None:
+    changes.after_commit(lambda: events.room_added(user_id, room))
 
 
 def _dm_of(low: int, high: int) -> Room | None:
@@ -364,12 +411,13 @@ def open_dm(actor: Actor, username: str) -> dict:
             room = _dm_of(low, high)
             if room is None:
                 raise
-    added_other = _add_member(room, other.id)
-    _add_member(room, actor.id)
-    db.session.commit()
+    added_other = _add_member(room, other)
+    _add_member(room, actor)
     if added_other:
-        events.room_added(other.id, public_room(room, other.id))
-    return public_room(room, actor.id)
+        _tell_added(other.id, public_room(room, other.id))
+    reply = public_room(room, actor.id)
+    db.session.commit()
+    return reply
 
 
 def mark_read(actor: Actor, slug: str, last_read_id: int) -> int:
@@ -394,6 +442,25 @@ def members_of(actor: Actor, slug: str, online_ids: set[int]) -> dict:
     ).scalars().all()
     shown = [user.to_public() for user in people]
     return {"members": shown, "online": [user for user in shown if user["id"] in online_ids]}
+
+
+def may_follow(user_id: int, session_token: str, room_id: int) -> bool:
+    """Whether a reader of a room's SSE feed may go on reading it.
+
+    Their sign-in session must be live and the user not banned; a private
+    room's reader must still be a member (a public room is readable by any
+    signed-in user, as anyone may join it).
+    """
+    from ..models import LoginSession
+
+    row = db.session.execute(
+        select(LoginSession.revoked_at, User, Room.private)
+        .join(User, User.id == LoginSession.user_id)
+        .join(Room, Room.id == room_id)
+        .where(LoginSession.token == session_token, User.id == user_id)).first()
+    if row is None or row.revoked_at is not None or row.User.is_banned():
+        return False
+    return not row.private or _is_member(room_id, user_id)
 
 
 # -- the operator's check ---------------------------------------------------------

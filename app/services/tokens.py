@@ -281,7 +281,8 @@ def _reused(family: TokenFamily):
     user = family.login_session.user
     revoke_family(family)
     log.warning("refresh token reused: family revoked user=%s family=%s", user.id, family.id)
-    audit.record("server", "token:reuse", user.username,
+    # Committed on its own: the request is refused (and rolled back) next.
+    audit.notice("server", "token:reuse", user.username,
                  "a retired refresh token was presented again; its sign-in is revoked")
     raise Unauthenticated("this refresh token was already used; every token of its sign-in "
                           "is revoked: sign in again")

@@ -15,7 +15,7 @@ from .. import events
 from ..errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from ..extensions import db
 from ..models import LoginSession, User, isoformat, utcnow
-from . import audit, invites
+from . import audit, changes, invites
 from .threads import offload
 
 log = logging.getLogger(__name__)
@@ -223,8 +223,8 @@ def end_session(token: str) -> None:
     if login_session is None or login_session.revoked_at is not None:
         return
     login_session.revoked_at = utcnow()
+    changes.after_commit(lambda: events.session_ended(token))
     db.session.commit()
-    events.session_ended(token)
 
 
 def set_password(user: User, password: str, *, keep_session: str | None = None) -> int:
@@ -234,6 +234,13 @@ def set_password(user: User, password: str, *, keep_session: str | None = None) 
     but ``keep_session`` ends, and their live sockets close on every
     process. Returns how many sessions ended.
     """
+    ended = _set_password(user, password, keep_session=keep_session)
+    db.session.commit()
+    return ended
+
+
+def _set_password(user: User, password: str, *, keep_session: str | None = None) -> int:
+    """``set_password`` in the caller's transaction (the caller commits)."""
     password = check_password(password)
     user.password_hash = offload(_hasher().hash, password)
     ended = [login_session.token for login_session in db.session.execute(
@@ -243,10 +250,8 @@ def set_password(user: User, password: str, *, keep_session: str | None = None) 
     now = utcnow()
     for token in ended:
         db.session.get(LoginSession, token).revoked_at = now
-    db.session.commit()
+        changes.after_commit(lambda token=token: events.session_ended(token))
     log.info("password set user=%s sessions_ended=%s", user.id, len(ended))
-    for token in ended:
-        events.session_ended(token)
     return len(ended)
 
 
@@ -269,9 +274,10 @@ def reset_password(actor_name: str, username: str, password: str | None = None) 
     """
     target = get_user(username)
     password = password if password is not None else secrets.token_urlsafe(12)
-    ended = set_password(target, password)
+    ended = _set_password(target, password)
     audit.record(actor_name, "user:reset-password", target.username,
                  f"{ended} session{'s' if ended != 1 else ''} ended")
+    db.session.commit()  # the password, the ended sessions and the entry together
     return password
 
 

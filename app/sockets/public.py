@@ -65,8 +65,11 @@ class PublicNamespace(ChatNamespace):
         connection joins it), every connection in the room, this one
         included, gets ``presence`` (online); a repeated join or a second
         tab changes nothing and repeats nothing. The ack carries the
-        catch-up page after ``since`` or the latest page, and who is online.
-        Counted by the heavy-read limit (``rate_limited``).
+        catch-up page after ``since``, the changes after ``cursor``, or the
+        latest page; who is online; and the room's cursor. The connection is
+        subscribed before the page is read, so nothing falls between the two
+        (what arrives twice carries a cursor already seen). Counted by the
+        heavy-read limit (``rate_limited``).
         """
         actor = connection.actor
         limits.hit("heavy_read", actor.id, actor.username)
@@ -75,7 +78,7 @@ class PublicNamespace(ChatNamespace):
         if joined_now:
             join_room(events.room_channel(room.slug))
         reply = rooms.join_reply(actor, room, live.presence.online(room.slug),
-                                 payload.since, payload.limit)
+                                 payload.since, payload.limit, payload.cursor)
         if came_online:
             events.presence(room.slug, actor.to_public(), True)
         return reply
@@ -100,12 +103,18 @@ class PublicNamespace(ChatNamespace):
 
     @acked(schemas.MessageHistory)
     def on_message_history(self, connection, payload):
-        """``message:history``: a page before or after an id, ascending (heavy-read limit)."""
+        """``message:history``: a page before or after an id, ascending, or the changes
+        after a cursor (heavy-read limit)."""
         limits.hit("heavy_read", connection.actor.id, connection.actor.username)
-        page, has_more = messages.history(connection.actor, payload.room,
-                                          before=payload.before, after=payload.after,
-                                          limit=payload.limit)
-        return {"messages": page, "has_more": has_more}
+        return messages.history_reply(connection.actor, payload.room, before=payload.before,
+                                      after=payload.after, cursor=payload.cursor,
+                                      limit=payload.limit)
+
+    @acked(schemas.RoomUpdate)
+    def on_room_update(self, connection, payload):
+        """``room:update`` by the owner or an admin; the room gets ``room:updated``."""
+        return {"room": rooms.update_room(connection.actor, payload.room, payload.name,
+                                          payload.topic)}
 
     @acked(schemas.MessageEdit)
     def on_message_edit(self, connection, payload):

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from tests.support.server import wait_until
 
-from .helpers import TIMEOUT_MS, screenshot, start_chat_server, unique
+from .helpers import TIMEOUT_MS, screenshot, start_chat_server, unique, wait_live
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=TIMEOUT_MS)
@@ -155,3 +155,51 @@ def burst(page, numbers) -> None:
             field.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true}));
         }
     }""", list(numbers))
+
+
+def cut_socket(page) -> None:
+    """Take the page offline and close its socket now, as a network drop would."""
+    page.context.set_offline(True)
+    # The page closes its socket on pagehide (and connects again on a
+    # back-forward-cache pageshow): the same path as a lost connection's
+    # catch-up, without waiting for a ping timeout.
+    page.evaluate("() => window.dispatchEvent(new Event('pagehide'))")
+
+
+def restore_socket(page) -> None:
+    page.context.set_offline(False)
+    page.evaluate("() => window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))")
+
+
+def test_an_offline_page_catches_up_on_edits_deletions_and_the_topic_without_a_reload(
+        people, server, clients):
+    alice_name = people.account("alice")
+    alice = people.sign_in(alice_name)
+    slug = create_room(alice, unique("away"))
+    bob = clients(people.account("bob"))
+    assert bob.join(slug)["ok"]
+    old = bob.send(slug, "an old message")["message"]
+    doomed = bob.send(slug, "a regretted message")["message"]
+    for n in range(3):
+        assert bob.send(slug, f"filler {n}")["ok"]
+    expect(confirmed(alice)).to_have_count(5)
+    # A marker that survives only if the page is not reloaded.
+    alice.evaluate("() => { window.__notReloaded = true; }")
+
+    cut_socket(alice)
+    expect(alice.locator("#me-status")).not_to_have_text("Online")
+    assert bob.call("message:edit", {"id": old["id"], "body": "an old message, corrected"})["ok"]
+    assert bob.call("message:delete", {"id": doomed["id"]})["ok"]
+    assert bob.call("room:update", {"room": slug, "topic": "x"})["error"]["code"] == "forbidden"
+    alice_elsewhere = clients(alice_name)  # the room's owner, on another device
+    assert alice_elsewhere.call("room:update", {"room": slug, "topic": "catching up works"})["ok"]
+
+    restore_socket(alice)
+    wait_live(alice)
+    # The deletion caught up leaves the list, as a live one does (docs/ui.md).
+    expect(confirmed(alice)).to_have_text(
+        ["an old message, corrected", "filler 0", "filler 1", "filler 2"])
+    expect(alice.locator("#room-topic")).to_have_text("catching up works")
+    assert alice.evaluate("() => window.__notReloaded === true")
+    bob.send(slug, "and live again")
+    expect(confirmed(alice).last).to_have_text("and live again")

@@ -47,8 +47,12 @@ def e2e_env(database_url: str, **extra: str) -> dict:
     # its own tests, so here it is set out of the way.
     # A short graceful timeout: the test process keeps HTTP keep-alive
     # connections open, which gunicorn would otherwise wait 30 s for.
+    # Each test makes rooms of its own, more than the room-create limit lets
+    # two accounts make in an hour. SSE heartbeats every second: the feed's
+    # tests see them, and a stream notices a reader's ended rights at once.
     return base_env(database_url, MESSAGE_RATE_LIMIT="100000 per 1 second", ACCESS_LOG="-",
-                    GRACEFUL_TIMEOUT="2", **extra)
+                    GRACEFUL_TIMEOUT="2", ROOM_CREATE_RATE_LIMIT="100000 per 1 hour",
+                    SSE_HEARTBEAT_SECONDS="1", **extra)
 
 
 def create_users(env: dict, names=USERS) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import without_cursor
 from tests.support.server import sign_up
 
 from .conftest import unique
@@ -50,7 +51,7 @@ def test_a_room_named_after_the_dm_address_never_becomes_the_dm(server, peers, m
     alice.ok("room:join", {"room": dm["slug"]})
     bob.ok("room:join", {"room": dm["slug"]})
     sent = alice.send(dm["slug"], "just between us")
-    assert bob.wait_for("message", lambda m: m["id"] == sent["id"]) == sent
+    assert without_cursor([bob.wait_for("message", lambda m: m["id"] == sent["id"])]) == [sent]
 
     nothing = mallory.call("message:history", {"room": unique("dm-nothing")})
     assert nothing["error"]["code"] == "not_found"

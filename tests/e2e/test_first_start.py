@@ -25,7 +25,7 @@ from tests.support.server import ROOT, VENV_BIN, Server, flask_cli, free_port, s
 from .conftest import OUTPUT, RUNNING, e2e_env, unique
 
 pytestmark = pytest.mark.e2e
-HEAD = "d24a5e2f887d"
+HEAD = "5b7e0c1d2a3f"
 
 
 def start(env: dict, name: str, cwd: Path = ROOT) -> Server:

@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 from app import events
 from app.extensions import db
 from app.models import Message
-from tests.conftest import call, received
+from tests.conftest import call, received, without_cursor
 
 from .conftest import drain, in_db, joined, message_count, public_room, send, sent, snapshot
 from .test_rooms import store_messages, user_id
@@ -44,8 +44,8 @@ def test_a_sent_message_reaches_every_joined_connection_the_senders_included(app
         "id": message["id"], "room": "general",
         "user": {"id": user_id(app, "bob"), "username": "bob", "bot": False},
         "body": "hello", "edited_at": None, "client_id": "c-1"}
-    assert received(alice) == [message]
-    assert received(bob) == [message]
+    assert without_cursor(received(alice)) == [message]
+    assert without_cursor(received(bob)) == [message]
     assert received(carol) == []
 
 
@@ -61,17 +61,17 @@ def test_message_ids_only_grow(chat):
 def test_a_send_is_acked_only_after_the_message_is_committed(app, chat, monkeypatch):
     alice, _, _ = chat
     seen_at_broadcast = []
-    broadcast = events.message_created
+    broadcast = events.change
 
-    def committed_first(message):
+    def committed_first(change):
         # A connection of its own sees only what is committed.
         with db.engine.connect() as other:
             seen_at_broadcast.append(other.execute(
-                text("SELECT body FROM messages WHERE id = :id"), {"id": message["id"]}
+                text("SELECT body FROM messages WHERE id = :id"), {"id": change.data["id"]}
             ).scalar())
-        broadcast(message)
+        broadcast(change)
 
-    monkeypatch.setattr(events, "message_created", committed_first)
+    monkeypatch.setattr(events, "change", committed_first)
     ack = send(alice, "general", "durable")
     assert seen_at_broadcast == ["durable"]
     assert in_db(app, select(Message.body).where(Message.id == ack["message"]["id"])) == [
@@ -86,7 +86,7 @@ def test_sending_again_with_the_same_client_id_stores_nothing_and_acks_the_same_
     changed = send(alice, "general", "a different body", "retry-me")
     assert first == again == changed
     assert message_count(app) == 1
-    assert received(bob, "message") == [first["message"]]
+    assert without_cursor(received(bob, "message")) == [first["message"]]
 
 
 def test_a_client_id_is_unique_per_user_not_per_server(app, chat):
@@ -185,7 +185,7 @@ def test_a_member_who_has_not_joined_on_this_connection_may_still_send(auth, cha
     alice, bob, _ = chat
     bob_tab = auth.socket("bob")
     message = sent(bob_tab, "general", "from another tab")
-    assert received(bob, "message") == [message]
+    assert without_cursor(received(bob, "message")) == [message]
     assert received(bob_tab) == []  # this connection has not joined
 
 
@@ -215,7 +215,7 @@ def history(sock, **payload) -> tuple[list[int], bool]:
 def test_history_without_a_cursor_answers_the_latest_ascending(chat, five):
     alice, _, _ = chat
     ack = call(alice, "message:history", {"room": "general"})
-    assert ack == {"ok": True, "messages": five, "has_more": False}
+    assert ack == {"ok": True, "messages": five, "has_more": False, "cursor": ack["cursor"]}
 
 
 def test_history_before_answers_the_older_messages_and_whether_more_remain(chat, five):
@@ -288,8 +288,8 @@ def test_the_author_edits_a_message_and_the_room_gets_message_updated(app, auth,
     assert ack["ok"] is True
     assert TIME_FORMAT.match(edited["edited_at"])
     assert edited == {**original, "body": "hello", "edited_at": edited["edited_at"]}
-    assert received(alice) == [edited]
-    assert received(bob) == [edited]
+    assert without_cursor(received(alice)) == [edited]
+    assert without_cursor(received(bob)) == [edited]
     assert received(carol) == [] and received(bob_tab) == []
     assert history(alice)[0] == [original["id"]]
     assert call(alice, "message:history", {"room": "general"})["messages"] == [edited]
@@ -345,8 +345,8 @@ def test_the_author_deletes_a_message_and_the_room_gets_message_deleted(app, aut
     drain(alice, bob)
     assert call(bob, "message:delete", {"id": message["id"]}) == {"ok": True}
     gone = {"id": message["id"], "room": "general"}
-    assert received(alice) == [gone]
-    assert received(bob) == [gone]
+    assert without_cursor(received(alice)) == [gone]
+    assert without_cursor(received(bob)) == [gone]
     assert received(carol) == [] and received(bob_tab) == []
     assert in_db(app, select(Message.deleted)) == [(True,)]
 
@@ -355,7 +355,7 @@ def test_the_room_owner_may_delete_anyones_message(chat):
     alice, bob, _ = chat
     message = sent(bob, "general")
     assert call(alice, "message:delete", {"id": message["id"]}) == {"ok": True}
-    assert received(bob, "message:deleted") == [{"id": message["id"], "room": "general"}]
+    assert without_cursor(received(bob, "message:deleted")) == [{"id": message["id"], "room": "general"}]
 
 
 def test_an_admin_may_delete_anyones_message_without_being_a_member(auth, chat):
@@ -364,7 +364,7 @@ def test_an_admin_may_delete_anyones_message_without_being_a_member(auth, chat):
     root = auth.socket("root")
     message = sent(bob, "general")
     assert call(root, "message:delete", {"id": message["id"]}) == {"ok": True}
-    assert received(bob, "message:deleted") == [{"id": message["id"], "room": "general"}]
+    assert without_cursor(received(bob, "message:deleted")) == [{"id": message["id"], "room": "general"}]
 
 
 def test_another_member_may_not_delete(app, auth, chat):

@@ -1,6 +1,7 @@
 """The migrations build exactly the schema the models describe."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -23,8 +24,8 @@ def flask_db_upgrade(database: Path, revision: str = "head") -> subprocess.Compl
     env.update({"PARLEY_ENV": "development", "SECRET_KEY": "migration-test",
                 "DATABASE_URL": f"sqlite:///{database}"})
     flask = Path(sys.executable).with_name("flask")
-    return subprocess.run([str(flask), "--app", "wsgi", "db", "upgrade", revision], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run([str(flask), "--app", "wsgi", "db", "upgrade", revision], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_flask_db_upgrade_on_an_empty_database_gives_the_models_schema(tmp_path):
@@ -115,3 +116,40 @@ def test_upgrading_a_database_in_use_keeps_every_row(tmp_path):
         assert counts == dict.fromkeys(tables, 1) and body == "kept"
     finally:
         engine.dispose()
+
+
+def test_the_change_log_migration_starts_each_room_with_its_live_messages(tmp_path):
+    database = tmp_path / "old.sqlite3"
+    assert flask_db_upgrade(database, "c8e28f41a1aa").returncode == 0
+    engine = create_engine(f"sqlite:///{database}")
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO users (id, username, username_key, password_hash, is_admin,"
+                " created_at, banned) VALUES (1, 'Alice', 'alice', 'x', 0,"
+                " '2026-11-30 10:00:00.000000', 0)")
+            connection.exec_driver_sql(
+                "INSERT INTO rooms (id, slug, name, topic, private, is_dm, archived, created_at)"
+                " VALUES (1, 'general', 'General', '', 0, 0, 0, '2026-11-30 10:00:00.000000'),"
+                " (2, 'quiet', 'Quiet', '', 0, 0, 0, '2026-11-30 10:00:00.000000')")
+            for message_id, body, deleted in ((1, "first", 0), (2, "gone", 1), (3, "third", 0)):
+                connection.exec_driver_sql(
+                    "INSERT INTO messages (id, room_id, user_id, client_id, body, created_at,"
+                    " deleted) VALUES (?, 1, 1, ?, ?, '2026-11-30 10:00:01.250000', ?)",
+                    (message_id, f"c{message_id}", body, deleted))
+        assert flask_db_upgrade(database).returncode == 0
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql(
+                "SELECT room_id, position, event, payload, message_id FROM room_changes"
+                " ORDER BY room_id, position").all()
+            counters = connection.exec_driver_sql(
+                "SELECT slug, last_position, floor_position FROM rooms ORDER BY id").all()
+    finally:
+        engine.dispose()
+    assert [(r.room_id, r.position, r.event, r.message_id) for r in rows] == [
+        (1, 1, "message", 1), (1, 2, "message", 3)]
+    assert json.loads(rows[1].payload) == {
+        "id": 3, "room": "general", "user": {"id": 1, "username": "Alice"}, "body": "third",
+        "created_at": "2026-11-30T10:00:01.250Z", "edited_at": None, "client_id": "c3",
+        "cursor": 2}
+    assert counters == [("general", 2, 0), ("quiet", 0, 0)]

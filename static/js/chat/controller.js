@@ -12,8 +12,9 @@ const FIRST_PAGE = 50;
 const OLDER_PAGE = 50;
 /** Catch-up pages are as large as the contract allows: fewer round trips after a long gap. */
 const CATCH_UP_PAGE = 500;
-/** The latest page compared after a reconnect to find missed edits and deletions. */
-const RECONCILE_PAGE = 200;
+/** The events a room's change log carries: each has a `cursor` and arrives live or in catch-up. */
+const ROOM_CHANGES = ["message", "message:updated", "message:deleted", "room:updated",
+  "room:archived", "member:added", "member:removed"];
 /** A typist tells the room again this often, and "stopped" after this long without a key. */
 const TYPING_REFRESH_MS = 3000;
 const TYPING_IDLE_MS = 4000;
@@ -60,17 +61,11 @@ export class ChatController {
       if (store.connection.state !== "failed") store.setConnection("reconnecting", { attempt });
     });
 
-    socket.on("message", (message) => {
-      const { room, fresh } = store.receiveMessage(message);
-      if (room && fresh) this.countArrival(room);
-    });
-    socket.on("message:updated", (message) => store.updateMessage(message));
-    socket.on("message:deleted", ({ id, room }) => store.deleteMessage(id, room));
+    for (const name of ROOM_CHANGES) socket.on(name, (data) => this.onRoomChange(name, data));
     socket.on("presence", ({ room, user, online }) => store.setPresence(room, user, online));
     socket.on("typing", ({ room, user, typing }) => store.setTyping(room, user, typing));
     socket.on("announcement", (announcement) => store.addAnnouncement(announcement));
     socket.on("room:added", ({ room }) => this.onRoomAdded(room));
-    socket.on("room:archived", ({ room, archived }) => store.setArchived(room, archived));
     socket.on("kicked", (notice) => { this.kicked = notice || {}; });
 
     document.addEventListener("visibilitychange", () => {
@@ -109,7 +104,8 @@ export class ChatController {
     this.generation += 1;
     for (const room of this.store.rooms.values()) {
       room.joined = false;
-      room.stale = room.loaded;
+      room.catchingUp = false;
+      room.held = [];
       for (const pending of room.pending.values()) {
         if (pending.status === "sending") pending.status = "queued";
       }
@@ -161,9 +157,10 @@ export class ChatController {
 
   /**
    * Everything a (re)connected page needs: the room list, then every member
-   * room joined again with `since` (the last id seen), paging on with
-   * `message:history` `after` until nothing more follows. Messages are kept
-   * by id, so overlap between live events and pages shows nothing twice.
+   * room joined again with its `cursor` (the last change applied): the
+   * server answers every change since (new messages, edits, deletions,
+   * topic, members), paging on with `message:history` `cursor` until
+   * nothing more follows.
    */
   async syncAll(generation) {
     const { store } = this;
@@ -177,44 +174,102 @@ export class ChatController {
     const [first, ...rest] = rooms;
     if (first) await this.joinRoom(first.slug, generation);
     await Promise.all(rest.map((room) => this.joinRoom(room.slug, generation)));
-    if (generation !== this.generation) return false;
-    const active = store.activeRoom();
-    if (active?.stale) await this.reconcile(active.slug, generation);
     return generation === this.generation;
   }
 
+  /**
+   * Join a room on this connection. A room already shown catches up from
+   * its cursor; a new one loads its latest page. Live changes that arrive
+   * while the answer is on its way are held, then applied after it unless
+   * the answer already covered them (their cursor is not past the room's).
+   */
   async joinRoom(slug, generation = this.generation) {
     const { store } = this;
-    const room = store.room(slug);
-    const catchUp = Boolean(room?.loaded);
-    const payload = catchUp ? { room: slug, since: room.maxId } : { room: slug, limit: FIRST_PAGE };
+    const known = store.room(slug);
+    const catchUp = Boolean(known?.loaded && known.cursor !== null);
+    if (known) {
+      known.catchingUp = true;
+      known.held = [];
+    }
+    const payload = catchUp
+      ? { room: slug, cursor: known.cursor, limit: CATCH_UP_PAGE }
+      : { room: slug, limit: FIRST_PAGE };
     const ack = await call(this.socket, "room:join", payload);
     if (generation !== this.generation) return ack;
     if (!ack.ok) {
+      if (known) this.releaseHeld(known);
       if (ack.error.code === "not_found" || ack.error.code === "forbidden") store.forgetMembership(slug);
       return ack;
     }
-    const joined = store.applyJoin(slug, ack, { catchUp });
-    let hasMore = catchUp && ack.has_more;
-    while (hasMore) {
-      const page = await call(this.socket, "message:history",
-        { room: slug, after: joined.maxId, limit: CATCH_UP_PAGE });
-      if (generation !== this.generation || !page.ok) return ack;
-      store.addMessages(joined, page.messages);
-      store.notify("room", slug);
-      hasMore = page.has_more;
+    const room = store.applyJoin(slug, ack, { catchUp });
+    let page = ack;
+    for (;;) {
+      for (const change of page.changes || []) this.applyChange(room, change.event, change.data, { live: false });
+      room.cursor = Math.max(room.cursor ?? 0, page.cursor);
+      if (!(catchUp && !page.reset && page.has_more)) break;
+      page = await call(this.socket, "message:history", { room: slug, cursor: room.cursor, limit: CATCH_UP_PAGE });
+      if (generation !== this.generation) return ack;
+      if (!page.ok) break;
+      if (page.reset) {
+        store.applyJoin(slug, { ...ack, ...page }, { catchUp: false });
+        room.cursor = page.cursor;
+        break;
+      }
     }
+    this.releaseHeld(room);
+    store.notify("room", slug);
     if (slug === store.activeSlug) this.scheduleRead(slug);
     return ack;
   }
 
-  async reconcile(slug, generation = this.generation) {
-    const room = this.store.room(slug);
+  /** The join is answered: apply what arrived live meanwhile, past the room's cursor. */
+  releaseHeld(room) {
+    const held = room.held;
+    room.held = [];
+    room.catchingUp = false;
+    held.sort((a, b) => a.data.cursor - b.data.cursor);
+    for (const { event, data } of held) this.onRoomChange(event, data);
+  }
+
+  /** A live change of a room: held during its catch-up, dropped when already applied. */
+  onRoomChange(event, data) {
+    const room = this.store.room(data.room);
     if (!room) return;
-    const held = [...room.messages.values()].filter((m) => !m.deleted).length;
-    const limit = Math.min(Math.max(held, 1), RECONCILE_PAGE);
-    const ack = await call(this.socket, "message:history", { room: slug, limit });
-    if (generation === this.generation) this.store.reconcile(slug, ack);
+    if (room.catchingUp) {
+      room.held.push({ event, data });
+      return;
+    }
+    if (room.cursor !== null && data.cursor <= room.cursor) return;
+    this.applyChange(room, event, data, { live: true });
+    room.cursor = Math.max(room.cursor ?? 0, data.cursor);
+  }
+
+  /**
+   * One change of a room, live or from catch-up. Messages that arrive in a
+   * catch-up are already in the room's `unread` (the join answer's count),
+   * so only live ones count as arrivals.
+   */
+  applyChange(room, event, data, { live }) {
+    const { store } = this;
+    switch (event) {
+      case "message":
+        if (live) {
+          const { fresh } = store.receiveMessage(data);
+          if (fresh) this.countArrival(room);
+        } else if (store.addMessages(room, [data])) {
+          store.notify("room", room.slug);
+        }
+        break;
+      case "message:updated": store.updateMessage(data); break;
+      case "message:deleted": store.deleteMessage(data.id, data.room); break;
+      case "room:updated": store.updateRoomInfo(data.room, data); break;
+      case "room:archived": store.setArchived(data.room, data.archived); break;
+      case "member:added": store.setMember(data.room, data.user, true); break;
+      case "member:removed":
+        if (data.user.id !== store.me.id) store.setMember(data.room, data.user, false);
+        break;
+      default: break;
+    }
   }
 
   // -- reading --
@@ -225,7 +280,6 @@ export class ChatController {
     if (!room?.member) return false;
     this.stopTyping();
     store.setActive(slug);
-    if (room.stale && this.socket.connected) this.reconcile(slug);
     this.scheduleRead(slug);
     return true;
   }

@@ -4,7 +4,9 @@
 // views with what changed (`rooms`, `room` + slug, `typing` + slug, `active`,
 // `connection`, `announcements`, `ready`). Messages are kept by id, so a message that
 // arrives twice (live, then again in a catch-up page) is shown once, and
-// pending messages by `client_id` until the server confirms them.
+// pending messages by `client_id` until the server confirms them. Each room
+// keeps the cursor of the last change it applied (its position in the
+// room's change log); a change at or below it is a duplicate.
 
 /** How long a "typing" notice lasts without a refresh (the typist resends every few seconds). */
 const TYPING_EXPIRY_MS = 6000;
@@ -40,7 +42,9 @@ export class Room {
     this.loaded = false;            // a first page has arrived
     this.hasOlder = false;
     this.loadingOlder = false;
-    this.stale = false;             // edits/deletions may have been missed while offline
+    this.cursor = null;             // the last change-log position applied; null before a first join
+    this.catchingUp = false;        // a join or catch-up is in flight: live changes wait in `held`
+    this.held = [];                 // [{event, data}] live changes that arrived meanwhile
     this.firstUnreadId = null;      // where the "new" line goes while the room is open
     this.newBelow = 0;              // messages that arrived while the reader was scrolled up
     this.draft = "";
@@ -113,6 +117,28 @@ export class ChatStore extends EventTarget {
     room.info = { ...room.info, archived: Boolean(archived) };
     if (archived && this.editing && room.messages.has(this.editing.id)) this.editing = null;
     this.notify("rooms");
+    this.notify("room", slug);
+  }
+
+  /** `room:updated`: a new name or topic. */
+  updateRoomInfo(slug, { name, topic }) {
+    const room = this.rooms.get(slug);
+    if (!room) return;
+    room.info = { ...room.info, name, topic };
+    this.notify("rooms");
+    this.notify("room", slug);
+  }
+
+  /** `member:added` / `member:removed`. */
+  setMember(slug, user, isMember) {
+    const room = this.rooms.get(slug);
+    if (!room) return;
+    if (isMember) {
+      room.members.set(user.id, user);
+    } else {
+      room.members.delete(user.id);
+      room.online.delete(user.id);
+    }
     this.notify("room", slug);
   }
 
@@ -200,13 +226,23 @@ export class ChatStore extends EventTarget {
 
   // -- joining and pages --
 
-  /** A room:join answer. `catchUp`: the page continues from `since`, it is not the latest page. */
+  /**
+   * A room:join answer. `catchUp`: it answers a `cursor` (its changes are
+   * applied by the controller); otherwise, or when the server said `reset`
+   * (the cursor was too old), its messages are the room's latest page.
+   */
   applyJoin(slug, ack, { catchUp }) {
     const room = this.upsertRoom(ack.room);
     room.joined = true;
     room.members = new Map(ack.members.map((user) => [user.id, user]));
     room.online = new Set(ack.online.map((user) => user.id));
-    if (!catchUp) room.hasOlder = ack.has_more;
+    if (ack.reset) {
+      // What was missed is no longer kept: start the room over from this page.
+      room.messages = new Map();
+      room.sortedCache = null;
+      if (this.editing && !room.messages.has(this.editing.id)) this.editing = null;
+    }
+    if (!catchUp || ack.reset) room.hasOlder = ack.has_more;
     room.loaded = true;
     this.addMessages(room, ack.messages);
     if (this.activeSlug === slug && room.firstUnreadId === null) room.firstUnreadId = this.firstUnreadOf(room);
@@ -249,31 +285,6 @@ export class ChatStore extends EventTarget {
       room.hasOlder = ack.has_more;
       this.addMessages(room, ack.messages);
     }
-    this.notify("room", slug);
-  }
-
-  /**
-   * Bring the loaded window up to date after time offline: a catch-up page
-   * only brings new ids, so edits and deletions of messages already shown
-   * come from comparing the latest page with what the room holds.
-   */
-  reconcile(slug, ack) {
-    const room = this.room(slug);
-    if (!room || !ack.ok) return;
-    room.stale = false;
-    const fresh = new Map(ack.messages.map((message) => [message.id, message]));
-    const floor = ack.has_more && ack.messages.length ? ack.messages[0].id : 0;
-    for (const [id, message] of room.messages) {
-      if (id < floor || message.deleted) continue;
-      const current = fresh.get(id);
-      if (!current) {
-        room.messages.set(id, { ...message, deleted: true });
-      } else if (current.edited_at !== message.edited_at || current.body !== message.body) {
-        room.messages.set(id, { ...current });
-      }
-    }
-    room.sortedCache = null;
-    this.addMessages(room, ack.messages);
     this.notify("room", slug);
   }
 
