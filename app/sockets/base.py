@@ -81,9 +81,6 @@ class ChatNamespace(Namespace):
         finally:
             db.session.remove()
 
-    def admit(self, user, auth) -> None:
-        raise NotImplementedError
-
     def trigger_event(self, event, *args):
         # Events are named "room:join" or "user:reset-password"; their
         # handlers on_room_join and on_user_reset_password. An event
