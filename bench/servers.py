@@ -31,6 +31,14 @@ BENCH_ENV = {
     "ROOM_CREATE_RATE_LIMIT": "1000000 per 1 second",
     "SIGNIN_USER_RATE_LIMIT": "1000000 per 1 second",
     "SIGNIN_ADDRESS_RATE_LIMIT": "1000000 per 1 second",
+    "SIGNUP_ADDRESS_RATE_LIMIT": "1000000 per 1 second",
+    "HEAVY_READ_RATE_LIMIT": "1000000 per 1 second",
+    "DM_OPEN_RATE_LIMIT": "1000000 per 1 second",
+    # Thousands of connections open their Engine.IO session at once, from one address.
+    "MAX_ANONYMOUS_SESSIONS_PER_ADDRESS": "0",
+    # The scenarios make their own rooms; a default room every account joins
+    # would put all of them in one room.
+    "DEFAULT_ROOMS": "",
     # Every connection comes from 127.0.0.1 and users hold many connections.
     "MAX_CONNECTIONS_PER_USER": "0",
     "MAX_CONNECTIONS_PER_ADDRESS": "0",
@@ -137,7 +145,9 @@ class WebServer(Process):
         if kind == "parley":
             args = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", bind, "wsgi:app"]
         else:
-            args = [str(BIN / "gunicorn"), "-k",
+            # -c /dev/null: without -c, gunicorn would read Parley's
+            # ./gunicorn.conf.py (its hooks import the app) for the relay too.
+            args = [str(BIN / "gunicorn"), "-c", os.devnull, "-k",
                     "geventwebsocket.gunicorn.workers.GeventWebSocketWorker",
                     "--worker-connections", "20000", "--workers", str(workers),
                     "--log-level", "warning", "--bind", bind, "bench.relay:app"]
