@@ -146,8 +146,14 @@ def _json_body():
         raise Invalid("the body must be JSON", field="payload") from None
 
 
-def _caller():
-    """The signed-in user: by bearer token, or by session cookie plus CSRF header."""
+def request_user():
+    """The user behind this request: by bearer access token, or by session cookie.
+
+    Raises ``InvalidToken`` for a malformed, expired or revoked token,
+    ``Forbidden`` for a banned account, ``Unauthenticated`` for neither. Shared
+    by the REST routes and the SSE feed (``app/web/feed.py``), so both doors
+    admit exactly the same callers.
+    """
     header = request.headers.get("Authorization")
     if header is not None:
         scheme, _, token = header.strip().partition(" ")
@@ -158,11 +164,18 @@ def _caller():
     if current_user.is_authenticated:
         if current_user.is_banned():
             raise Forbidden("this account is banned")
-        if request.method not in SAFE_METHODS and current_app.config.get("WTF_CSRF_ENABLED", True):
-            csrf.protect()
         return current_user._get_current_object()
     raise Unauthenticated("sign in: send Authorization: Bearer ACCESS_TOKEN "
                           "(POST /api/v1/auth/token gives one)")
+
+
+def _caller():
+    """``request_user``, plus the CSRF check a cookie-authenticated write needs."""
+    user = request_user()
+    if request.headers.get("Authorization") is None and request.method not in SAFE_METHODS \
+            and current_app.config.get("WTF_CSRF_ENABLED", True):
+        csrf.protect()
+    return user
 
 
 def init_app(app) -> None:

@@ -15,13 +15,12 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Blueprint, Response, current_app, jsonify, request
-from flask_login import current_user
+from flask import Blueprint, Response, current_app, request
 
-from .. import feed
-from ..errors import Forbidden, Invalid
+from .. import api, feed
+from ..errors import DomainError, Invalid
 from ..extensions import db
-from ..services import Actor, changes, rooms, tokens
+from ..services import Actor, changes, rooms
 
 log = logging.getLogger(__name__)
 bp = Blueprint("feed", __name__, url_prefix="/api/v1")
@@ -42,20 +41,10 @@ def _last_event_id() -> int | None:
     return int(raw)
 
 
-def _reader():
-    """Who reads: by bearer access token (as the REST API), or the session cookie."""
-    header = request.headers.get("Authorization")
-    if header is not None:
-        scheme, _, token = header.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise tokens.InvalidToken("send Authorization: Bearer ACCESS_TOKEN")
-        user, _claims = tokens.authenticate_access_token(token.strip())
-        return user
-    if current_user.is_authenticated:
-        if current_user.is_banned():
-            raise Forbidden("this account is banned")
-        return current_user._get_current_object()
-    return None
+@bp.errorhandler(DomainError)
+def _refused(exc: DomainError):
+    """Refusals answered as the REST API answers them (JSON, ``WWW-Authenticate``)."""
+    return api.error_response(exc)
 
 
 @bp.route("/rooms/<slug>/events")
@@ -66,11 +55,7 @@ def room_events(slug: str):
     otherwise); a private room for its members (404 for anyone else, its
     existence not revealed).
     """
-    reader_user = _reader()
-    if reader_user is None:
-        message = "sign in first, or send Authorization: Bearer ACCESS_TOKEN"
-        return jsonify({"ok": False, "error": {"code": "unauthenticated",
-                                               "message": message}}), 401
+    reader_user = api.request_user()
     actor = Actor.of(reader_user)
     room, _ = rooms.visible_room(actor, slug[:80])
     cursor = _last_event_id()

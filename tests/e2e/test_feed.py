@@ -117,7 +117,10 @@ def test_a_private_room_feed_is_for_members_only(server, peers):
         assert client.get(feed_url(server, room)).status_code == 404
         assert client.get(feed_url(server, "no-such-room")).status_code == 404
     with httpx.Client(timeout=10) as anonymous:
-        assert anonymous.get(feed_url(server, room)).status_code == 401
+        refused = anonymous.get(feed_url(server, room), headers={"Accept": "text/event-stream"})
+        assert refused.status_code == 401
+        assert refused.headers["WWW-Authenticate"] == 'Bearer realm="parley"'
+        assert refused.json()["error"]["code"] == "unauthenticated"
 
 
 def test_the_feed_ends_when_its_session_signs_out(server, peers, feeds):
@@ -166,8 +169,11 @@ def test_a_bearer_access_token_opens_the_feed_too(server, peers):
         token = client.post(f"{server.url}/api/v1/auth/token",
                             json={"username": "bob", "password": TEST_PASSWORD}).json()
         headers = {"Authorization": f"Bearer {token['access_token']}"}
-        assert client.get(feed_url(server, room),
-                          headers={"Authorization": "Bearer not-a-token"}).status_code == 401
+        refused = client.get(feed_url(server, room), headers={"Authorization": "Bearer not-a-token"})
+        # Answered as the REST API answers it, so a client knows to refresh.
+        assert refused.status_code == 401
+        assert refused.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+        assert refused.json()["error"]["code"] == "unauthenticated"
         with client.stream("GET", feed_url(server, room), headers=headers) as response:
             assert response.status_code == 200
             sent = None
