@@ -60,6 +60,17 @@ def browser():
 
 
 @pytest.fixture
+def people(browser, server):
+    """People in their own browser contexts, on the ``server`` of the test's
+    module (each browser test module or directory defines which server)."""
+    from tests.browser.helpers import People
+
+    crowd = People(browser, server)
+    yield crowd
+    crowd.close()
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

@@ -18,19 +18,17 @@ from tests.support.server import TEST_PASSWORD, sign_in
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    chat_server = start_chat_server(tmp_path_factory, "admin_console")
+def console_server(tmp_path_factory, name: str, **extra_env: str):
+    """A module's chat server with ``root``, the admin whose console the tests open."""
+    chat_server = start_chat_server(tmp_path_factory, name, **extra_env)
     create_user(chat_server, "root", admin=True)
     yield chat_server
     chat_server.close()
 
 
-@pytest.fixture
-def people(browser, server):
-    crowd = People(browser, server)
-    yield crowd
-    crowd.close()
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    yield from console_server(tmp_path_factory, "admin_console")
 
 
 def open_console(people: People):

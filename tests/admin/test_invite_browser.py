@@ -5,27 +5,16 @@ import re
 
 import pytest
 
-from tests.browser.helpers import People, create_user, start_chat_server
 from tests.support.server import TEST_PASSWORD
 
-from .test_browser import open_console
+from .test_browser import console_server, open_console
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    chat_server = start_chat_server(tmp_path_factory, "invite_only", REGISTRATION_OPEN="invite")
-    create_user(chat_server, "root", admin=True)
-    yield chat_server
-    chat_server.close()
-
-
-@pytest.fixture
-def people(browser, server):
-    crowd = People(browser, server)
-    yield crowd
-    crowd.close()
+    yield from console_server(tmp_path_factory, "invite_only", REGISTRATION_OPEN="invite")
 
 
 def test_a_code_made_in_the_console_signs_up_one_newcomer(people):

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.client import ChatClient
 
-from .helpers import People, start_chat_server
+from .helpers import start_chat_server
 
 
 @pytest.fixture(scope="module")
@@ -18,13 +18,6 @@ def server(request, tmp_path_factory):
     chat_server = start_chat_server(tmp_path_factory, request.module.__name__.rsplit(".", 1)[-1])
     yield chat_server
     chat_server.close()
-
-
-@pytest.fixture
-def people(browser, server):
-    crowd = People(browser, server)
-    yield crowd
-    crowd.close()
 
 
 @pytest.fixture
