@@ -12,16 +12,15 @@ import json
 import sqlite3
 import statistics
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import requests
 import websocket
 
-from tests.e2e.conftest import create_users, e2e_env, start_server, stop_server
+from tests.hardening.conftest import attacked_server, still_serving
 from tests.support.client import ChatClient
-from tests.support.server import child_pids, cookie_header, flask_cli, sign_in, wait_until
+from tests.support.server import child_pids, cookie_header, flask_cli, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -30,31 +29,7 @@ USERS = ("alice", "bob", "mallory")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    db_path = tmp_path_factory.mktemp("abuse") / "abuse.sqlite3"
-    env = e2e_env(f"sqlite:///{db_path}")
-    flask_cli(env, "init-db")
-    create_users(env, USERS)
-    server = start_server(env, "hardening-abuse")
-    server.db_path = db_path
-    yield server
-    stop_server(server)
-
-
-@pytest.fixture(scope="module")
-def witness(server):
-    """alice, connected throughout, in the room 'watch': she must never notice the abuse."""
-    client = ChatClient(server.url, "alice").connect()
-    client.call("room:create", {"name": "watch"})
-    client.join("watch")
-    yield client
-    client.close()
-
-
-def still_serving(server, witness) -> None:
-    assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
-    body = f"still here {uuid.uuid4().hex[:8]}"
-    assert witness.send("watch", body)["ok"] is True
-    witness.wait_for_bodies("watch", [body], timeout=10)
+    yield from attacked_server(tmp_path_factory, "abuse", USERS)
 
 
 def stored_bodies(server) -> list[str]:

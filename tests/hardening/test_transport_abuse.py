@@ -13,17 +13,17 @@ import os
 import socket
 import threading
 import time
-import uuid
 
 import pytest
 import requests
 import socketio
 import websocket
 
-from tests.e2e.conftest import create_users, e2e_env, start_server, stop_server
+from tests.hardening.conftest import attacked_server
+from tests.hardening.conftest import still_serving as serving
 from tests.hardening.test_abuse import worker_rss_kb
 from tests.support.client import ChatClient
-from tests.support.server import child_pids, cookie_header, flask_cli, sign_in, wait_until
+from tests.support.server import child_pids, cookie_header, sign_in, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -41,29 +41,13 @@ SILENT_POSTS = 300
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    db_path = tmp_path_factory.mktemp("transport") / "transport.sqlite3"
-    env = e2e_env(f"sqlite:///{db_path}",
-                  HTTP_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT),
-                  HTTP_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT),
-                  HTTP_SEND_TIMEOUT_SECONDS=str(SEND_TIMEOUT),
-                  ANONYMOUS_SESSION_TIMEOUT_SECONDS=str(ANONYMOUS_TIMEOUT),
-                  MAX_ANONYMOUS_SESSIONS_PER_ADDRESS=str(ANONYMOUS_CAP),
-                  MAX_OUTBOX_BYTES=str(OUTBOX_BYTES))
-    flask_cli(env, "init-db")
-    create_users(env, ("alice", "mallory"))
-    server = start_server(env, "hardening-transport")
-    yield server
-    stop_server(server)
-
-
-@pytest.fixture(scope="module")
-def witness(server):
-    """alice, connected throughout in room 'watch': she must never notice the attacks."""
-    client = ChatClient(server.url, "alice").connect()
-    client.call("room:create", {"name": "watch"})
-    client.join("watch")
-    yield client
-    client.close()
+    yield from attacked_server(tmp_path_factory, "transport", ("alice", "mallory"),
+                               HTTP_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT),
+                               HTTP_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT),
+                               HTTP_SEND_TIMEOUT_SECONDS=str(SEND_TIMEOUT),
+                               ANONYMOUS_SESSION_TIMEOUT_SECONDS=str(ANONYMOUS_TIMEOUT),
+                               MAX_ANONYMOUS_SESSIONS_PER_ADDRESS=str(ANONYMOUS_CAP),
+                               MAX_OUTBOX_BYTES=str(OUTBOX_BYTES))
 
 
 def worker_fds(server) -> int:
@@ -77,10 +61,7 @@ def healthy_within_a_second(server) -> None:
 
 
 def still_serving(server, witness) -> None:
-    healthy_within_a_second(server)
-    body = f"still here {uuid.uuid4().hex[:8]}"
-    assert witness.send("watch", body)["ok"] is True
-    witness.wait_for_bodies("watch", [body], timeout=10)
+    serving(server, witness, health_timeout=1)
 
 
 def no_tracebacks_since(server, offset: int) -> None:
