@@ -305,15 +305,21 @@ def test_the_rooms_owner_can_delete_anyones_message_in_it(people, server):
     expect(rules.locator(".msg-actions")).to_have_count(0)
 
 
-def test_older_messages_load_as_the_reader_scrolls_up(people, server, clients):
+def a_long_room(people, clients, prefix: str, count: int = 130):
+    """A reader's page in a new room where someone else has posted ``history 1..count``
+    (more than the first page the UI loads); the page is not reloaded yet."""
     page = people.sign_in(people.account("reader"))
-    room = unique("archive")
-    create_room(page, room)
+    create_room(page, unique(prefix))
     slug = _slug(page)
     poster = clients(people.account("poster"))
     assert poster.join(slug)["ok"]
-    for n in range(1, 131):
+    for n in range(1, count + 1):
         assert poster.send(slug, f"history {n}")["ok"]
+    return page, slug
+
+
+def test_older_messages_load_as_the_reader_scrolls_up(people, server, clients):
+    page, _ = a_long_room(people, clients, "archive")
 
     page.reload()
     expect(page.locator("#me-status")).to_have_text("Online")

@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .helpers import People, start_chat_server, unique, wait_live
-from .test_chat import _slug, confirmed, create_room, join_from_browser
+from .test_chat import a_long_room, confirmed, create_room, join_from_browser
 
 pytestmark = pytest.mark.browser
 
@@ -70,13 +70,7 @@ def test_a_deleted_message_leaves_the_list_live_and_after_a_reload(people: Peopl
 
 
 def test_load_older_messages_keeps_focus_in_the_message_list(people: People, clients):
-    page = people.sign_in(people.account("reader"))
-    create_room(page, unique("long"))
-    slug = _slug(page)
-    poster = clients(people.account("poster"))
-    assert poster.join(slug)["ok"]
-    for n in range(1, 131):
-        assert poster.send(slug, f"history {n}")["ok"]
+    page, _ = a_long_room(people, clients, "long")
     page.reload()
     wait_live(page)
     expect(page.locator("#message-list .msg").last).to_contain_text("history 130")
