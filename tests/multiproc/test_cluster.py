@@ -51,7 +51,7 @@ def test_presence_is_seen_across_processes(two_servers):
     wait_until(lambda: ("presence", {"room": room, "user": {"id": ack["members"][0]["id"]
                                                              if ack["members"][0]["username"] == alice.username
                                                              else ack["members"][1]["id"],
-                                                             "username": alice.username, "bot": False},
+                                                             "username": alice.username, "bot": False, "display_name": None},
                                      "online": False}) in bob.events,
                12, message="bob never saw alice go offline")
     bob.close()
