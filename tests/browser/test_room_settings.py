@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from .helpers import TIMEOUT_MS, screenshot, unique
+from .helpers import TIMEOUT_MS, publish_screenshot, screenshot, unique
 from .test_chat import PHONE, alice_and_bob_in_a_new_room, create_room, room_link, send
 
 pytestmark = pytest.mark.browser
@@ -80,26 +80,36 @@ def test_an_owner_deletes_a_room_after_confirming_and_it_leaves_every_page(peopl
 
 def test_a_display_name_shows_in_the_timeline_with_the_username_beside_it(people, server):
     alice, bob, alice_name, bob_name = alice_and_bob_in_a_new_room(people, "names")
-    account = alice.context.new_page()
-    account.goto(server.url + "/account")
-    account.get_by_label("Display name").fill("Alice Smith")
-    account.get_by_role("button", name="Save display name").click()
-    expect(account.locator("#display-name-status")).to_contain_text("Alice Smith")
-    account.close()
+    send(alice, "said before the name")
+    expect(bob.locator("#message-list .msg-text").last).to_have_text("said before the name")
+    set_display_name(alice, server, "Alice Smith")
 
-    send(alice, "hello from a named person")
+    # The message already shown is redrawn with the new name, live.
     author = bob.locator("#message-list .msg .msg-author").last
     expect(author.locator(".person-main")).to_have_text("Alice Smith")
     expect(author.locator(".person-username")).to_have_text(f"@{alice_name}")
+    expect(author).to_have_attribute("title", f"Alice Smith (@{alice_name})")
+    expect(alice.locator("#me-name")).to_contain_text("Alice Smith")
     # Bob's member list shows the new name live too, the username beside it.
     bob_member = bob.locator("#member-groups .member").filter(has_text="Alice Smith")
     expect(bob_member).to_contain_text(f"@{alice_name}")
 
 
-def test_the_room_settings_dialog_is_tidy_on_desktop_and_phone(people):
+def set_display_name(page, server, name: str) -> None:
+    account = page.context.new_page()
+    account.goto(server.url + "/account")
+    account.get_by_label("Display name").fill(name)
+    account.get_by_role("button", name="Save display name").click()
+    expect(account.locator("#display-name-status")).to_contain_text(name)
+    account.close()
+
+
+def test_the_room_settings_dialog_is_tidy_on_desktop_and_phone(people, server):
     alice, bob, alice_name, bob_name = alice_and_bob_in_a_new_room(people, "design", topic="Reviews")
-    open_settings(alice)
-    screenshot(alice, "room-settings")
+    set_display_name(bob, server, "Bob Builder")
+    dialog = open_settings(alice)
+    expect(dialog.locator(".settings-member").filter(has_text="Bob Builder")).to_contain_text(f"@{bob_name}")
+    publish_screenshot(screenshot(alice, "room-settings"), "room-settings.png")
     phone = people.sign_in(alice_name, viewport=PHONE, is_mobile=True, has_touch=True)
     phone.locator("#members-button").wait_for()
     room_link_name = alice.locator("#room-title").inner_text().strip()
