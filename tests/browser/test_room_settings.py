@@ -101,6 +101,7 @@ def set_display_name(page, server, name: str) -> None:
     account.get_by_label("Display name").fill(name)
     account.get_by_role("button", name="Save display name").click()
     expect(account.locator("#display-name-status")).to_contain_text(name)
+    screenshot(account, "account-display-name")
     account.close()
 
 

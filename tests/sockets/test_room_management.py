@@ -212,3 +212,12 @@ def test_the_name_of_a_deleted_room_may_be_used_again(app, auth):
     again = call(alice, "room:create", {"name": "Lobby"})
     assert again["ok"] is True and again["room"]["slug"] == slug
     assert joined(alice, slug)["messages"] == []
+
+
+def test_an_owner_who_left_their_private_room_manages_it_no_more(app, team):
+    alice, bob, carol, slug = team
+    call(alice, "room:leave", {"room": slug})
+    for event, payload in (("room:remove", {"room": slug, "user": "bob"}),
+                           ("room:delete", {"room": slug})):
+        assert call(alice, event, payload)["error"]["code"] == "not_found", event
+    assert in_db(app, select(Room.slug).where(Room.slug == slug)) == [(slug,)]

@@ -22,9 +22,8 @@ export function personText(user) {
  * The tooltip says the same in one line.
  */
 export function personName(user, className = "person") {
-  if (!user.display_name) {
-    return h("span", { class: className, title: user.username }, h("bdi", { class: "person-main" }, user.username));
-  }
+  // A username is plain ASCII letters, digits and ". _ -": no isolation needed.
+  if (!user.display_name) return h("span", { class: className, title: user.username }, user.username);
   return h("span", { class: className, title: personText(user) },
     h("bdi", { class: "person-main" }, user.display_name), " ",
     h("span", { class: "person-username" }, `@${user.username}`));
