@@ -135,6 +135,12 @@ export class ChatStore extends EventTarget {
   upsertRoom(info) {
     const { unread, ...rest } = info;
     let room = this.rooms.get(info.slug);
+    if (room && rest.created_at && room.info.created_at && rest.created_at !== room.info.created_at) {
+      // Another room at the same address: the one held was deleted while
+      // this page was away, and its messages and cursor mean nothing here.
+      this.rooms.delete(info.slug);
+      room = null;
+    }
     if (room) {
       room.info = { ...room.info, ...rest };
     } else {
