@@ -1,4 +1,4 @@
-"""Rooms, memberships, direct messages and read markers."""
+"""Rooms, memberships (and removing a member), direct messages, read markers, deleting a room."""
 from __future__ import annotations
 
 import logging
@@ -350,13 +350,13 @@ def leave_room(actor: Actor, slug: str) -> None:
     db.session.commit()
 
 
-def _managed_room(actor: Actor, slug: str, action: str) -> tuple[Room, bool]:
+def _managed_room(actor: Actor, slug: str, dm_refusal: str) -> Room:
     """The room at ``slug`` if ``actor`` may manage it (remove members, delete it):
-    its owner, or an admin; and whether the actor is an admin.
+    its owner, or an admin.
 
     An admin finds any room (as ``invite``); anyone else only a room they can
     see, so a private room of others answers ``not_found`` exactly like a
-    missing one. Direct messages are nobody's to manage.
+    missing one. Direct messages are nobody's to manage (``dm_refusal`` says why).
     """
     admin = _is_admin(actor)
     if admin:
@@ -366,10 +366,10 @@ def _managed_room(actor: Actor, slug: str, action: str) -> tuple[Room, bool]:
     else:
         room, _member = visible_room(actor, slug)
     if room.is_dm:
-        raise Forbidden(f"a direct message cannot be {action}", field="room")
+        raise Forbidden(dm_refusal, field="room")
     if not admin and room.owner_id != actor.id:
         raise Forbidden("only the room's owner or an admin may do this", field="room")
-    return room, admin
+    return room
 
 
 def remove_member(actor: Actor, slug: str, username: str) -> None:
@@ -382,7 +382,7 @@ def remove_member(actor: Actor, slug: str, username: str) -> None:
     them; a public one they may join again (keeping someone out is a ban).
     The owner does not remove themself: they leave. Audited.
     """
-    room, _admin = _managed_room(actor, slug, "changed")
+    room = _managed_room(actor, slug, "a direct message has exactly two members")
     target = get_user(username)
     if target.id == actor.id:
         raise Invalid("you cannot remove yourself; leave the room instead", field="user")
@@ -414,7 +414,7 @@ def delete_room(actor: Actor, slug: str) -> None:
     its members (every client, for a public room); its SSE streams end.
     Audited, with what was lost.
     """
-    room, _admin = _managed_room(actor, slug, "deleted")
+    room = _managed_room(actor, slug, "a direct message cannot be deleted")
     if is_default_room(room):
         raise Forbidden("a default room cannot be deleted; take it out of DEFAULT_ROOMS first",
                         field="room")

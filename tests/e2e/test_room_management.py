@@ -158,3 +158,18 @@ def test_a_display_name_of_invisible_characters_is_refused(server, trio):
     assert set_display_name(server, owner.http, "Olive").status_code == 200
     member.wait_for("user:updated")
     assert [p["user"]["display_name"] for p in member.got("user:updated")] == ["Olive"]
+
+
+def test_a_removed_members_sse_feed_of_the_private_room_ends_with_their_removal(server, trio):
+    owner, member, other, slug = trio
+    with member.http.get(f"{server.url}/api/v1/rooms/{slug}/events", stream=True,
+                         timeout=10) as feed:
+        assert feed.status_code == 200
+        lines = feed.iter_lines(decode_unicode=True)
+        assert next(lines).startswith("retry:")
+        owner.ok("room:remove", {"room": slug, "user": member.username})
+        rest = list(lines)  # the stream ends by itself
+    events = [line for line in rest if line.startswith("event:")]
+    assert events == ["event: member:removed"]
+    [data] = [line for line in rest if line.startswith("data:")]
+    assert f'"by":{{"id":' in data and f'"username":"{member.username}"' in data
