@@ -15,8 +15,9 @@ from sqlalchemy import select
 from .. import events
 from ..errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from ..extensions import db
-from ..models import LoginSession, User, isoformat, utcnow
+from ..models import LoginSession, Membership, Room, User, isoformat, utcnow
 from . import audit, changes, invites
+from .ratelimit import limits
 from .text import is_blank
 from .threads import offload
 
@@ -137,9 +138,6 @@ def set_display_name(user: User, display_name: str | None) -> dict:
     name = check_display_name(display_name)
     if name == user.display_name:
         return user.to_public()
-    from .ratelimit import limits
-    from ..models import Membership, Room
-
     limits.hit("display_name", user.id, user.username)
     user.display_name = name
     slugs = list(db.session.execute(
