@@ -94,6 +94,8 @@ class Config:
     MESSAGE_MAX_LENGTH = _int("MESSAGE_MAX_LENGTH", 4000)
     ROOM_NAME_MAX_LENGTH = _int("ROOM_NAME_MAX_LENGTH", 64)
     ROOM_TOPIC_MAX_LENGTH = _int("ROOM_TOPIC_MAX_LENGTH", 256)
+    # At most 64: the width of users.display_name.
+    DISPLAY_NAME_MAX_LENGTH = min(_int("DISPLAY_NAME_MAX_LENGTH", 64), 64)
     # 10 messages a second with a burst of 20: a moving window of 20 sends
     # per 2 seconds allows a burst of 20 after a quiet spell and 10/s sustained.
     MESSAGE_RATE_LIMIT = os.environ.get("MESSAGE_RATE_LIMIT", "20 per 2 seconds")
@@ -118,6 +120,10 @@ class Config:
     # New direct messages (opening an existing one is free): a person starts
     # a few conversations a day; each new DM pushes room:added to a stranger.
     DM_OPEN_RATE_LIMIT = os.environ.get("DM_OPEN_RATE_LIMIT", "30 per hour")
+    # Display-name changes: each one is pushed to every room the user is in
+    # (user:updated). A person renames themself a few times ever; a script
+    # cycling names to flood the rooms gets ten an hour.
+    DISPLAY_NAME_RATE_LIMIT = os.environ.get("DISPLAY_NAME_RATE_LIMIT", "10 per hour")
     # Live /public connections, counted per server process (0: no cap). A
     # person has a few tabs and devices; one address may be a whole NAT, or a
     # load test, which should raise it.
@@ -238,6 +244,7 @@ class TestingConfig(Config):
     # turns the default room on where it tests it.
     DEFAULT_ROOMS = ""
     DM_OPEN_RATE_LIMIT = "10000 per minute"
+    DISPLAY_NAME_RATE_LIMIT = "10000 per minute"
     SIGNUP_ADDRESS_RATE_LIMIT = "10000 per minute"
     HEAVY_READ_RATE_LIMIT = "10000 per minute"
     TOKEN_ADDRESS_RATE_LIMIT = "10000 per minute"

@@ -39,6 +39,22 @@ class ForgetRoom:
 
 
 @dataclass(frozen=True, slots=True)
+class RoomDeleted:
+    """A room was deleted: every connection that joined it forgets it."""
+
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserRenamed:
+    """A user changed their display name: their connections' ``Actor`` follows,
+    so what they send from now on carries the new name."""
+
+    user_id: int
+    display_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class RoomArchived:
     """A room turned read-only (or writable): connections correct the room they cached."""
 
@@ -54,7 +70,7 @@ class CloseConsoles:
 
 
 MESSAGES: dict[str, type] = {cls.__name__: cls for cls in (
-    CloseConnections, ForgetRoom, RoomArchived, CloseConsoles)}
+    CloseConnections, ForgetRoom, RoomDeleted, UserRenamed, RoomArchived, CloseConsoles)}
 
 
 def encode(message) -> dict:

@@ -91,6 +91,35 @@ def member_left(user_id: int, slug: str) -> None:
     bus.publish(control.ForgetRoom(user_id=user_id, room=slug))
 
 
+def member_removed(user_id: int, slug: str, by: dict) -> None:
+    """A member was removed from a room: their connections stop receiving it
+    (every process), then each gets ``room:removed`` ``{"room", "by"}``."""
+    bus.publish(control.ForgetRoom(user_id=user_id, room=slug))
+    socketio.emit("room:removed", {"room": slug, "by": by}, namespace=PUBLIC,
+                  to=user_channel(user_id))
+
+
+def room_deleted(room_id: int, slug: str, private: bool, member_ids: list[int],
+                 by: dict) -> None:
+    """A room was deleted: every process drops it from its connections, then
+    ``room:deleted`` ``{"room", "by"}`` reaches every ``/public`` client for a
+    public room (each lists it), a private room's members only; its SSE streams end."""
+    bus.publish(control.RoomDeleted(room=slug))
+    to = [user_channel(user_id) for user_id in member_ids] if private else None
+    if to != []:
+        socketio.emit("room:deleted", {"room": slug, "by": by}, namespace=PUBLIC, to=to)
+    feed.hub.notify(room_id, 0)
+
+
+def user_updated(user: dict, slugs: list[str]) -> None:
+    """A user changed their display name: their connections carry it from now
+    on (every process), and ``user:updated`` ``{"user"}`` reaches the connections
+    joined to a room they are in, and their own, once each."""
+    bus.publish(control.UserRenamed(user_id=user["id"], display_name=user["display_name"]))
+    socketio.emit("user:updated", {"user": user}, namespace=PUBLIC,
+                  to=[user_channel(user["id"]), *(room_channel(slug) for slug in slugs)])
+
+
 def audit(entry: dict) -> None:
     socketio.emit("audit", entry, namespace=ADMIN)
 

@@ -47,6 +47,9 @@ class User(UserMixin, db.Model):
     username: Mapped[str] = mapped_column(String(32))
     # Usernames are unique regardless of case ("Alice" and "alice" are one).
     username_key: Mapped[str] = mapped_column(String(32), unique=True)
+    # What the UI shows beside the username (never instead of it): not
+    # unique, so it identifies no one; null until the user picks one.
+    display_name: Mapped[str | None] = mapped_column(String(64))
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -74,7 +77,8 @@ class User(UserMixin, db.Model):
         return until > (now or utcnow())
 
     def to_public(self) -> dict:
-        return {"id": self.id, "username": self.username, "bot": self.is_bot}
+        return {"id": self.id, "username": self.username, "bot": self.is_bot,
+                "display_name": self.display_name}
 
 
 class LoginSession(db.Model):

@@ -83,6 +83,10 @@ class RoomInvite(RoomRef):
     user: Username
 
 
+class RoomRemove(RoomRef):
+    user: Username
+
+
 class MessageSend(RoomRef):
     body: Text
     client_id: Annotated[str, Field(min_length=1, max_length=64), Storable]
@@ -210,6 +214,12 @@ class Credentials(Payload):
     password: Annotated[str, Field(max_length=1024), Storable]
 
 
+class DisplayNameChange(Payload):
+    """The account page's display-name form (empty clears it)."""
+
+    display_name: Annotated[str, Field(max_length=1024), Storable]
+
+
 class PasswordChange(Payload):
     """The account page's change-password form."""
 
@@ -297,6 +307,8 @@ class UserShape(Shape):
     id: int
     username: str
     bot: bool
+    display_name: str | None = Field(description="what the user chose to be called; null when "
+                                                 "unset. Not unique: show the username beside it")
 
 
 class RoomShape(Shape):

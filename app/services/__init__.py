@@ -22,10 +22,14 @@ class Actor:
     id: int
     username: str
     bot: bool = False
+    # Kept current on live connections by ``control.UserRenamed``.
+    display_name: str | None = None
 
     @classmethod
     def of(cls, user) -> "Actor":
-        return cls(id=user.id, username=user.username, bot=bool(user.is_bot))
+        return cls(id=user.id, username=user.username, bot=bool(user.is_bot),
+                   display_name=user.display_name)
 
     def to_public(self) -> dict:
-        return {"id": self.id, "username": self.username, "bot": self.bot}
+        return {"id": self.id, "username": self.username, "bot": self.bot,
+                "display_name": self.display_name}

@@ -194,15 +194,19 @@ def after(room_id: int, cursor: int, limit: int) -> CatchUp:
 
 
 def entries_after(room_id: int, cursor: int,
-                  limit: int) -> tuple[list[tuple[int, str, str]], int, int]:
+                  limit: int) -> tuple[list[tuple[int, str, str]], int, int] | None:
     """For the SSE feed: up to ``limit`` raw entries after ``cursor``
-    (``(position, event, payload text)``), the room's newest position and its floor.
+    (``(position, event, payload text)``), the room's newest position and its floor;
+    ``None`` once the room has been deleted.
 
     The counter is read first, as in ``after``.
     """
-    newest, floor = db.session.execute(
+    counters = db.session.execute(
         select(_rooms.c.last_position, _rooms.c.floor_position)
-        .where(_rooms.c.id == room_id)).one()
+        .where(_rooms.c.id == room_id)).first()
+    if counters is None:
+        return None
+    newest, floor = counters
     rows = db.session.execute(
         select(_changes.c.position, _changes.c.event, _changes.c.payload)
         .where(_changes.c.room_id == room_id, _changes.c.position > cursor)

@@ -325,6 +325,34 @@ def _forget_room(message: control.ForgetRoom) -> None:
                 events.presence(slug, connection.actor.to_public(), False)
 
 
+@bus.handler(control.RoomDeleted)
+def _forget_deleted_room(message: control.RoomDeleted) -> int:
+    """A room was deleted: every connection here that joined it forgets it.
+
+    No presence push: there is no room left to tell. Returns how many
+    connections had joined it.
+    """
+    slug = message.room
+    forgot = 0
+    for connection in live.public.all():
+        if connection.rooms.pop(slug, None) is None:
+            continue
+        forgot += 1
+        socketio.server.leave_room(connection.sid, events.room_channel(slug),
+                                   namespace=events.PUBLIC)
+        live.presence.left(slug, connection.actor.id)
+    return forgot
+
+
+@bus.handler(control.UserRenamed)
+def _rename_actor(message: control.UserRenamed) -> None:
+    """A display name changed: the user's connections here carry the new one."""
+    for registry in (live.public, live.admins):
+        for connection in registry.of_user(message.user_id):
+            connection.actor = dataclasses.replace(connection.actor,
+                                                   display_name=message.display_name)
+
+
 @bus.handler(control.RoomArchived)
 def _update_cached_room(message: control.RoomArchived) -> None:
     """A room was archived or reopened: correct what this process's connections cached.

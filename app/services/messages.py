@@ -49,7 +49,7 @@ def page(room: Room | RoomRef, *, before: int | None, after: int | None,
     ``before`` or neither: the latest messages before it (older may remain).
     """
     limit = clamp_limit(limit)
-    query = (select(Message, User.id, User.username, User.is_bot)
+    query = (select(Message, User.id, User.username, User.is_bot, User.display_name)
              .join(User, User.id == Message.user_id)
              .where(Message.room_id == room.id, Message.deleted.is_(False)))
     if after is not None:
@@ -63,8 +63,9 @@ def page(room: Room | RoomRef, *, before: int | None, after: int | None,
     rows = rows[:limit]
     if after is None:
         rows.reverse()
-    return [message_to_public(m, room.slug, {"id": uid, "username": name, "bot": bot})
-            for m, uid, name, bot in rows], has_more
+    return [message_to_public(m, room.slug, {"id": uid, "username": name, "bot": bot,
+                                             "display_name": shown})
+            for m, uid, name, bot, shown in rows], has_more
 
 
 def history(actor: Actor, slug: str, *, before: int | None = None,

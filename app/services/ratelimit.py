@@ -36,6 +36,8 @@ RULES = {
     "room_create": ("ROOM_CREATE_RATE_LIMIT", "too many rooms created; try again later"),
     "user_search": ("USER_SEARCH_RATE_LIMIT", "too many user look-ups; slow down"),
     "dm_open": ("DM_OPEN_RATE_LIMIT", "too many direct messages opened; try again later"),
+    "display_name": ("DISPLAY_NAME_RATE_LIMIT",
+                     "too many display-name changes; try again later"),
     # Every sign-up attempt counts, refused ones too: the form cannot be used
     # to probe names or guess invite codes faster than it creates accounts.
     "signup_address": ("SIGNUP_ADDRESS_RATE_LIMIT",

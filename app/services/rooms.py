@@ -1,4 +1,4 @@
-"""Rooms, memberships, direct messages and read markers."""
+"""Rooms, memberships (and removing a member), direct messages, read markers, deleting a room."""
 from __future__ import annotations
 
 import logging
@@ -14,8 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from .. import events
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..extensions import db
-from ..models import Membership, Message, Room, User, isoformat
-from . import Actor, changes
+from ..models import Announcement, Membership, Message, Room, RoomChange, User, isoformat
+from . import Actor, audit, changes
 from .ratelimit import limits
 from .text import is_blank
 from .users import get_user
@@ -348,6 +348,93 @@ def leave_room(actor: Actor, slug: str) -> None:
     changes.after_commit(lambda: events.member_left(actor.id, slug))
     changes.record(room.id, slug, "member:removed", {"room": slug, "user": actor.to_public()})
     db.session.commit()
+
+
+def _managed_room(actor: Actor, slug: str, dm_refusal: str) -> Room:
+    """The room at ``slug`` if ``actor`` may manage it (remove members, delete it):
+    its owner, or an admin.
+
+    An admin finds any room (as ``invite``); anyone else only a room they can
+    see, so a private room of others answers ``not_found`` exactly like a
+    missing one. Direct messages are nobody's to manage (``dm_refusal`` says why).
+    """
+    admin = _is_admin(actor)
+    if admin:
+        room = _room_at(slug)
+        if room is None:
+            raise NotFound("no such room", field="room")
+    else:
+        room, _member = visible_room(actor, slug)
+    if room.is_dm:
+        raise Forbidden(dm_refusal, field="room")
+    if not admin and room.owner_id != actor.id:
+        raise Forbidden("only the room's owner or an admin may do this", field="room")
+    return room
+
+
+def remove_member(actor: Actor, slug: str, username: str) -> None:
+    """The owner or an admin removes ``username`` from a room (``room:remove``).
+
+    Their connections stop receiving the room on every process, the room's
+    log records ``member:removed`` with ``"by"`` (who removed them), and the
+    removed user's connections get ``room:removed``. They lose access at
+    once: a private room is gone from their list and its history closed to
+    them; a public one they may join again (keeping someone out is a ban).
+    The owner does not remove themself: they leave. Audited.
+    """
+    room = _managed_room(actor, slug, "a direct message has exactly two members")
+    target = get_user(username)
+    if target.id == actor.id:
+        raise Invalid("you cannot remove yourself; leave the room instead", field="user")
+    if not _is_member(room.id, target.id):
+        raise NotFound(f"{target.username} is not a member of this room", field="user")
+    db.session.execute(delete(Membership).where(Membership.room_id == room.id,
+                                                Membership.user_id == target.id))
+    slug, target_id, by = room.slug, target.id, actor.to_public()
+    # Queued first, as for leaving: the removed member's connections stop
+    # receiving the room before it hears that they were removed.
+    changes.after_commit(lambda: events.member_removed(target_id, slug, by))
+    changes.record(room.id, slug, "member:removed",
+                   {"room": slug, "user": target.to_public(), "by": by})
+    audit.record(actor.username, "room:remove", slug, f"removed {target.username}")
+    db.session.commit()
+
+
+def is_default_room(room: Room) -> bool:
+    """Whether ``room`` is one of ``DEFAULT_ROOMS`` (every new user joins it)."""
+    return room.slug in {slugify(name) for name in default_room_names()}
+
+
+def delete_room(actor: Actor, slug: str) -> None:
+    """The owner or an admin deletes a room with its messages and log (``room:delete``).
+
+    Refused for a direct message and for a default room (new users would
+    re-create it; take it out of ``DEFAULT_ROOMS`` first). After the commit
+    every process's connections forget the room and ``room:deleted`` tells
+    its members (every client, for a public room); its SSE streams end.
+    Audited, with what was lost.
+    """
+    room = _managed_room(actor, slug, "a direct message cannot be deleted")
+    if is_default_room(room):
+        raise Forbidden("a default room cannot be deleted; take it out of DEFAULT_ROOMS first",
+                        field="room")
+    member_ids = list(db.session.execute(
+        select(Membership.user_id).where(Membership.room_id == room.id)).scalars())
+    message_total = db.session.execute(
+        select(func.count()).select_from(Message).where(Message.room_id == room.id)).scalar_one()
+    room_id, slug, private, name = room.id, room.slug, room.private, room.name
+    # Explicitly, child tables first: SQLite enforces ON DELETE CASCADE only
+    # with foreign keys switched on, and nothing here should depend on that.
+    for model in (RoomChange, Announcement, Message, Membership):
+        db.session.execute(delete(model).where(model.room_id == room_id))
+    db.session.execute(delete(Room).where(Room.id == room_id))
+    by = actor.to_public()
+    changes.after_commit(lambda: events.room_deleted(room_id, slug, private, member_ids, by))
+    audit.record(actor.username, "room:delete", slug,
+                 f"{name!r}: {message_total} message{'s' if message_total != 1 else ''}, "
+                 f"{len(member_ids)} member{'s' if len(member_ids) != 1 else ''}")
+    db.session.commit()
+    log.info("room %s deleted by user %s", room_id, actor.id)
 
 
 def invite(actor: Actor, slug: str, username: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import unicodedata
 from datetime import timezone
 
 from argon2 import PasswordHasher
@@ -14,8 +15,10 @@ from sqlalchemy import select
 from .. import events
 from ..errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from ..extensions import db
-from ..models import LoginSession, User, isoformat, utcnow
+from ..models import LoginSession, Membership, Room, User, isoformat, utcnow
 from . import audit, changes, invites
+from .ratelimit import limits
+from .text import is_blank
 from .threads import offload
 
 log = logging.getLogger(__name__)
@@ -93,6 +96,60 @@ def create_user(username: str, password: str, *, is_admin: bool = False,
     return user
 
 
+# Direction controls (embeddings, overrides, isolates, marks): in a name
+# shown next to a username they could reorder what the reader sees.
+_DIRECTION_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                                "\u2066\u2067\u2068\u2069")
+
+
+def check_display_name(display_name: str | None) -> str | None:
+    """A display name as stored: trimmed; ``None`` (cleared) for empty text.
+
+    One line of at most ``DISPLAY_NAME_MAX_LENGTH`` characters, with at
+    least one visible character (the rule of ``text.is_blank``), and no
+    control or direction-control characters. Not unique: the UI always shows
+    the username beside it.
+    """
+    if display_name is None:
+        return None
+    name = display_name.strip()
+    if not name:
+        return None
+    limit = current_app.config["DISPLAY_NAME_MAX_LENGTH"]
+    if len(name) > limit:
+        raise Invalid(f"a display name is at most {limit} characters", field="display_name")
+    if is_blank(name):
+        raise Invalid("a display name needs at least one visible character",
+                      field="display_name")
+    if any(char in _DIRECTION_CONTROLS or unicodedata.category(char) == "Cc" for char in name):
+        raise Invalid("a display name is one line, without control characters",
+                      field="display_name")
+    return name
+
+
+def set_display_name(user: User, display_name: str | None) -> dict:
+    """The one way a display name changes (or is cleared, with ``None`` or "").
+
+    A change spends a unit of ``DISPLAY_NAME_RATE_LIMIT`` (setting the same
+    name again costs nothing and tells no one). After the commit the user's
+    connections carry the new name, and ``user:updated`` reaches every
+    connection joined to a room the user is in. Returns the user's User object.
+    """
+    name = check_display_name(display_name)
+    if name == user.display_name:
+        return user.to_public()
+    limits.hit("display_name", user.id, user.username)
+    user.display_name = name
+    slugs = list(db.session.execute(
+        select(Room.slug).join(Membership, Membership.room_id == Room.id)
+        .where(Membership.user_id == user.id)).scalars())
+    public = user.to_public()
+    changes.after_commit(lambda: events.user_updated(public, slugs))
+    db.session.commit()
+    log.info("display name %s user=%s", "set" if name else "cleared", user.id)
+    return public
+
+
 USER_SEARCH_DEFAULT_LIMIT = 10
 USER_SEARCH_MAX_LIMIT = 20
 
@@ -100,7 +157,7 @@ USER_SEARCH_MAX_LIMIT = 20
 def search(prefix: str, limit: int | None = None) -> list[dict]:
     """Users whose name starts with ``prefix`` (any case), by name: for autocompletion.
 
-    Only what any member already sees of a user (id and username), so it
+    Only what any member already sees of a user (the User object), so it
     reveals nothing new; it is rate limited as a read.
     """
     prefix = prefix.strip().lower()

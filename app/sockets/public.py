@@ -93,6 +93,20 @@ class PublicNamespace(ChatNamespace):
         """``room:invite``: the invitee becomes a member and their connections get ``room:added``."""
         rooms.invite(connection.actor, payload.room, payload.user)
 
+    @acked(schemas.RoomRemove)
+    def on_room_remove(self, connection, payload):
+        """``room:remove`` by the owner or an admin: the member's connections stop
+        receiving the room and get ``room:removed``; the room gets ``member:removed``
+        with ``by``."""
+        rooms.remove_member(connection.actor, payload.room, payload.user)
+
+    @acked(schemas.RoomRef)
+    def on_room_delete(self, connection, payload):
+        """``room:delete`` by the owner or an admin: the room, its messages and its log
+        are gone; every process forgets it and its members (everyone, for a public
+        room) get ``room:deleted``."""
+        rooms.delete_room(connection.actor, payload.room)
+
     @acked(schemas.MessageSend)
     def on_message_send(self, connection, payload):
         """``message:send``: acked after commit; then every joined connection gets ``message``."""

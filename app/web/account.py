@@ -1,4 +1,4 @@
-"""The signed-in user's own account: ``/account`` (change the password)."""
+"""The signed-in user's own account: ``/account`` (display name, password)."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +8,7 @@ from flask import Blueprint, make_response, render_template, request
 from flask_login import current_user, login_required
 
 from ..errors import DomainError, Invalid, RateLimited
-from ..schemas import PasswordChange, parse
+from ..schemas import DisplayNameChange, PasswordChange, parse
 from ..services import users
 from ..services.ratelimit import limits
 
@@ -49,3 +49,24 @@ def account():
                                error_field=exc.field), exc.http_status
     log.info("password changed user=%s", current_user.id)
     return render_template("auth/account.html", me=current_user, changed=True, ended=ended)
+
+
+@bp.route("/account/display-name", methods=["POST"])
+@login_required
+def display_name():
+    """Set or clear (an empty field) the display name; everyone sharing a room sees it live."""
+    try:
+        form = parse(DisplayNameChange,
+                     {"display_name": request.form.get("display_name", "")})
+        users.set_display_name(current_user, form.display_name)
+    except RateLimited as exc:
+        seconds = max(1, math.ceil(exc.retry_after or 1))
+        response = make_response(render_template(
+            "auth/account.html", me=current_user, name_error=exc.message,
+            name_value=request.form.get("display_name", "")), 429)
+        response.headers["Retry-After"] = str(seconds)
+        return response
+    except DomainError as exc:
+        return render_template("auth/account.html", me=current_user, name_error=exc.message,
+                               name_value=request.form.get("display_name", "")), exc.http_status
+    return render_template("auth/account.html", me=current_user, name_changed=True)

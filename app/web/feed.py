@@ -120,10 +120,14 @@ class _Reader:
         """One batch of the log after ``cursor`` as SSE text, and the cursor after it.
 
         The state says what follows: ``"more"`` to read, ``"idle"`` to wait,
-        ``"end"`` (the reader left this private room).
+        ``"end"`` (the reader left this private room, or the room was deleted).
         """
-        rows, newest, floor = self._read(changes.entries_after, self.room_id, cursor,
-                                         READ_BATCH)
+        entries = self._read(changes.entries_after, self.room_id, cursor, READ_BATCH)
+        if entries is None:
+            # The room was deleted (``room:delete``): say so, as the socket does, and end.
+            return cursor, "end", (f"event: room:deleted\ndata: "
+                                   f"{json.dumps({'room': self.slug})}\n\n")
+        rows, newest, floor = entries
         if cursor < floor or cursor > newest:
             # What the client missed is no longer kept (or its id comes from
             # another database): it must reload the room.

@@ -7,6 +7,7 @@
 // attributes.
 
 import { h, icon } from "./lib/dom.js";
+import { personName } from "./lib/people.js";
 import { call as callOn, connect } from "./lib/socket.js";
 
 const body = document.body;
@@ -187,7 +188,7 @@ function userRow(user) {
       button("Reset password", "reset-password"));
   }
   return h("tr", { dataset: { username: user.username, banned: user.banned, online: user.online } },
-    h("td", { class: "user-name" }, user.username), state, actions);
+    h("td", { class: "user-name" }, personName(user)), state, actions);
 }
 
 let usersQuery = "";
@@ -346,7 +347,7 @@ const messageList = $("message-list");
 function messageItem(message) {
   return h("li", { class: "message-row", dataset: { messageId: message.id } },
     h("div", { class: "message-meta" },
-      h("span", { class: "message-author" }, message.user.username),
+      personName(message.user, "message-author"),
       h("time", { class: "muted", datetime: message.created_at }, when(message.created_at)),
       message.edited_at ? h("span", { class: "muted" }, "(edited)") : null),
     h("p", { class: "message-body" }, message.body),

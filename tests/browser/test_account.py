@@ -29,7 +29,7 @@ def test_changing_the_password_signs_out_the_other_pages_and_keeps_this_one(peop
     elsewhere = people.sign_in(alice)
     here = people.sign_in(alice)
 
-    here.get_by_role("link", name="Your account (change password)").click()
+    here.get_by_role("link", name="Your account (display name, password)").click()
     here.get_by_label("Current password").fill(TEST_PASSWORD)
     here.get_by_label("New password").fill(NEW)
     here.get_by_role("button", name="Change password").click()

@@ -265,7 +265,7 @@ def test_a_token_socket_chats_with_no_cookie_and_a_foreign_origin(server, people
                                       "client_id": uuid.uuid4().hex})
     assert ack["ok"] is True
     assert ack["message"]["user"] == {"id": ack["message"]["user"]["id"], "username": "alice",
-                                      "bot": False}
+                                      "bot": False, "display_name": None}
     bob.wait_for("message", lambda m: m["body"] == "hi from a token")
 
 

@@ -348,6 +348,7 @@ def test_every_room_event_answers_an_outsider_of_a_dm_like_a_missing_room(app, a
     before = snapshot(app)
     for event, payload in [("room:join", {}), ("room:leave", {}), ("message:history", {}),
                            ("room:read", {"last_read_id": 1}), ("room:invite", {"user": "x"}),
+                           ("room:remove", {"user": "carol"}), ("room:delete", {}),
                            ("message:send", {"body": "hi", "client_id": "m1"})]:
         missing = call(mallory, event, {"room": "dm-nothing-here", **payload})
         assert missing["error"]["code"] == "not_found", (event, missing)

@@ -51,7 +51,7 @@ def test_presence_is_seen_across_processes(two_servers):
     wait_until(lambda: ("presence", {"room": room, "user": {"id": ack["members"][0]["id"]
                                                              if ack["members"][0]["username"] == alice.username
                                                              else ack["members"][1]["id"],
-                                                             "username": alice.username, "bot": False},
+                                                             "username": alice.username, "bot": False, "display_name": None},
                                      "online": False}) in bob.events,
                12, message="bob never saw alice go offline")
     bob.close()
@@ -136,3 +136,66 @@ def _csrf(http: requests.Session, url: str) -> str:
 
     page = http.get(url, timeout=10).text
     return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+# -- room management across processes --
+
+def test_a_room_deleted_through_one_process_is_forgotten_by_connections_on_the_other(two_servers):
+    a, b = two_servers
+    alice, bob = chat(a), chat(b)
+    room = shared_room(alice, bob)
+    assert alice.call("room:delete", {"room": room}) == {"ok": True}
+    deleted = wait_until(lambda: next((p for e, p in bob.events if e == "room:deleted"), None),
+                         10, message="bob never heard of the deletion")
+    assert (deleted["room"], deleted["by"]["username"]) == (room, alice.username)
+    # The same name makes a new room at the same address: bob's connection on
+    # the other process must not still be subscribed to it, nor send to it.
+    assert alice.call("room:create", {"name": room})["room"]["slug"] == room
+    alice.join(room)
+    ack = alice.send(room, "in the new room")
+    assert ack["ok"]
+    refused = bob.call("message:send", {"room": room, "body": "stale", "client_id": "s1"})
+    assert refused["error"]["code"] == "forbidden"  # not a member of the new room
+    probe = alice.send(room, "second")
+    wait_until(lambda: probe["message"]["id"] in alice.messages, 5)
+    assert ack["message"]["id"] not in bob.messages
+    alice.close(), bob.close()
+
+
+def test_a_member_removed_through_one_process_stops_receiving_the_room_on_the_other(two_servers):
+    a, b = two_servers
+    alice, bob = chat(a), chat(b)
+    name = unique("team")
+    room = alice.call("room:create", {"name": name, "private": True})["room"]["slug"]
+    alice.join(room)
+    assert alice.call("room:invite", {"room": room, "user": bob.username})["ok"]
+    bob.join(room)
+    assert alice.call("room:remove", {"room": room, "user": bob.username}) == {"ok": True}
+    wait_until(lambda: any(e == "room:removed" for e, _ in bob.events), 10,
+               message="bob never heard of his removal")
+    ack = alice.send(room, "without bob")
+    # A marker through a room bob is still in: once it arrives, the other would have.
+    marker_room = shared_room(alice, bob)
+    marker = alice.send(marker_room, "marker")
+    wait_until(lambda: marker["message"]["id"] in bob.messages, 10)
+    assert ack["message"]["id"] not in bob.messages
+    alice.close(), bob.close()
+
+
+def test_a_new_display_name_rides_on_what_the_user_sends_through_the_other_process(two_servers):
+    a, b = two_servers
+    username = unique("user")
+    http = sign_up(a.url, username)
+    on_b = ChatClient(b.url, username, http=http).connect()
+    room = unique("room")
+    assert on_b.call("room:create", {"name": room})["ok"]
+    on_b.join(room)
+    csrf = _csrf(http, a.url + "/account")
+    response = http.post(a.url + "/account/display-name",
+                         data={"display_name": "Renamed Elsewhere", "csrf_token": csrf})
+    assert response.status_code == 200
+    wait_until(lambda: any(e == "user:updated" for e, _ in on_b.events), 10,
+               message="the other process never pushed user:updated")
+    assert on_b.send(room, "hello")["message"]["user"]["display_name"] == "Renamed Elsewhere"
+    on_b.close()
+

@@ -42,7 +42,7 @@ def test_a_sent_message_reaches_every_joined_connection_the_senders_included(app
     assert TIME_FORMAT.match(message["created_at"])
     assert {k: v for k, v in message.items() if k != "created_at"} == {
         "id": message["id"], "room": "general",
-        "user": {"id": user_id(app, "bob"), "username": "bob", "bot": False},
+        "user": {"id": user_id(app, "bob"), "username": "bob", "bot": False, "display_name": None},
         "body": "hello", "edited_at": None, "client_id": "c-1"}
     assert without_cursor(received(alice)) == [message]
     assert without_cursor(received(bob)) == [message]

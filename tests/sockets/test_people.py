@@ -57,7 +57,7 @@ def test_users_search_completes_a_username_from_its_start_in_any_case(auth):
     ack = call(alice, "users:search", {"query": "AL"})
     assert ack["ok"] is True
     assert [u["username"] for u in ack["users"]] == ["Alfred", "alice"]
-    assert set(ack["users"][0]) == {"id", "username", "bot"}
+    assert set(ack["users"][0]) == {"id", "username", "bot", "display_name"}
     assert call(alice, "users:search", {"query": "al", "limit": 1})["users"] == [ack["users"][0]]
     # Wildcards are text, not patterns.
     assert call(alice, "users:search", {"query": "%"})["users"] == []

@@ -16,7 +16,7 @@ PUBLIC = "/public"
 
 
 def person(app, username: str) -> dict:
-    return {"id": user_id(app, username), "username": username, "bot": False}
+    return {"id": user_id(app, username), "username": username, "bot": False, "display_name": None}
 
 
 def presence(app, username: str, online: bool, room: str = "general") -> dict:

@@ -144,7 +144,7 @@ def test_room_join_answers_room_members_online_and_the_latest_messages(app, auth
     carol.disconnect("/public")  # still a member, no longer online
     first, second = sent(alice, slug, "first"), sent(bob, slug, "second")
     ack = joined(dave, slug)
-    users = {n: {"id": user_id(app, n), "username": n, "bot": False} for n in ("alice", "bob", "carol",
+    users = {n: {"id": user_id(app, n), "username": n, "bot": False, "display_name": None} for n in ("alice", "bob", "carol",
                                                                    "dave")}
     assert ack["members"] == [users["alice"], users["bob"], users["carol"], users["dave"]]
     assert sorted(ack["online"], key=lambda u: u["id"]) == [users["alice"], users["bob"],
@@ -263,7 +263,7 @@ def test_room_leave_ends_membership_and_every_connection_of_the_caller_stops_rec
     drain(alice, bob, bob_tab)
     assert call(bob, "room:leave", {"room": slug}) == {"ok": True}
     assert members_of(app, slug) == ["alice"]
-    bob_public = {"id": user_id(app, "bob"), "username": "bob", "bot": False}
+    bob_public = {"id": user_id(app, "bob"), "username": "bob", "bot": False, "display_name": None}
     assert received(alice, "presence") == [{"room": slug, "user": bob_public, "online": False}]
     sent(alice, slug)
     assert received(bob) == [] and received(bob_tab) == []

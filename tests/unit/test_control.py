@@ -12,6 +12,9 @@ def test_every_declared_message_survives_the_trip_through_the_bus_encoding():
     samples = [control.CloseConnections(reason="banned", user_id=3, kicked=True),
                control.CloseConnections(reason="signed out", session="tok"),
                control.ForgetRoom(user_id=4, room="ops"),
+               control.RoomDeleted(room="ops"),
+               control.UserRenamed(user_id=4, display_name="Ops Person"),
+               control.UserRenamed(user_id=4, display_name=None),
                control.RoomArchived(room="ops", archived=True),
                control.CloseConsoles(user_id=5)]
     assert {type(m) for m in samples} == set(control.MESSAGES.values())

@@ -3,6 +3,7 @@
 // line under it.
 
 import { listOfNames } from "../lib/format.js";
+import { personText } from "../lib/people.js";
 
 /** What `submit` sends: blank lines around a message are noise; spaces inside it are the author's. */
 function outgoing(text) {
@@ -69,7 +70,7 @@ export function mountComposer(store, controller, timeline) {
 
   function refreshTyping() {
     const room = store.activeRoom();
-    const names = room ? [...room.typing.values()].map((entry) => entry.user.username) : [];
+    const names = room ? [...room.typing.values()].map((entry) => personText(store.person(entry.user))) : [];
     typingLine.textContent = names.length
       ? `${listOfNames(names)} ${names.length === 1 ? "is" : "are"} typing…`
       : "";

@@ -6,6 +6,7 @@
 
 import { call } from "../lib/socket.js";
 import { fullDateTime, parseTime } from "../lib/format.js";
+import { personText } from "../lib/people.js";
 
 /** The first page of a room; older messages are fetched as the reader scrolls up. */
 const FIRST_PAGE = 50;
@@ -49,6 +50,11 @@ export class ChatController {
     this.kicked = null;
     this.readTimers = new Map();
     this.typingState = { slug: null, sentAt: 0, idleTimer: null };
+    this.onNotice = null;           // (text) => void: set by the page to show a short notice
+  }
+
+  notice(text) {
+    this.onNotice?.(text);
   }
 
   start() {
@@ -66,6 +72,9 @@ export class ChatController {
     socket.on("typing", ({ room, user, typing }) => store.setTyping(room, user, typing));
     socket.on("announcement", (announcement) => store.addAnnouncement(announcement));
     socket.on("room:added", ({ room }) => this.onRoomAdded(room));
+    socket.on("room:removed", (data) => this.onRemoved(data));
+    socket.on("room:deleted", (data) => this.onDeleted(data));
+    socket.on("user:updated", ({ user }) => store.updateUser(user));
     socket.on("kicked", (notice) => { this.kicked = notice || {}; });
 
     document.addEventListener("visibilitychange", () => {
@@ -490,6 +499,48 @@ export class ChatController {
     if (!ack.ok) return ack;
     this.store.upsertRoom(ack.room);
     return this.enter(ack.room.slug);
+  }
+
+  /** The owner or an admin renamed the room or changed its topic (`room:update`). */
+  async updateRoom(slug, name, topic) {
+    const ack = await call(this.socket, "room:update", { room: slug, name, topic });
+    if (ack.ok) this.store.updateRoomInfo(slug, ack.room);
+    return ack;
+  }
+
+  /** The owner or an admin removes someone from the room (`room:remove`). */
+  async removeMember(slug, user) {
+    const ack = await call(this.socket, "room:remove", { room: slug, user: user.username });
+    if (ack.ok) this.store.setMember(slug, user, false);
+    return ack;
+  }
+
+  /** The owner or an admin deletes the room with its messages (`room:delete`). */
+  async deleteRoom(slug) {
+    const ack = await call(this.socket, "room:delete", { room: slug });
+    if (ack.ok) this.store.forgetRoom(slug);
+    return ack;
+  }
+
+  /** `room:removed`: the reader was removed from a room; a private one disappears. */
+  onRemoved({ room: slug, by }) {
+    const room = this.store.room(slug);
+    if (!room) return;
+    const label = this.store.roomLabel(room);
+    this.store.forgetMembership(slug);
+    this.notice(`${by ? personText(this.store.person(by)) : "An administrator"} removed you from ${label}.`);
+  }
+
+  /** `room:deleted`: the room is gone, with its messages. */
+  onDeleted({ room: slug, by }) {
+    const room = this.store.room(slug);
+    if (!room) return;
+    const wasMember = room.member;
+    const label = this.store.roomLabel(room);
+    this.store.forgetRoom(slug);
+    if (wasMember && by?.id !== this.store.me.id) {
+      this.notice(`${by ? personText(this.store.person(by)) : "An administrator"} deleted ${label}.`);
+    }
   }
 
   /** Someone invited the reader, or opened a direct message with them. */

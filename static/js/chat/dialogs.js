@@ -1,9 +1,11 @@
 // The page's dialogs: create a room, browse public rooms, message someone,
-// invite to a room, and confirm a deletion or leaving. Each is a <dialog>
+// invite to a room, a room's settings (owner or admin: name, topic, members,
+// deletion), and confirm a deletion, a removal or leaving. Each is a <dialog>
 // in templates/chat/index.html opened with showModal(): focus stays inside
 // and Esc closes it.
 
-import { fill, h, icon } from "../lib/dom.js";
+import { avatar, fill, h, icon } from "../lib/dom.js";
+import { personName, personText, shownName } from "../lib/people.js";
 
 export function mountDialogs(store, controller, { afterEnter }) {
   const byId = (id) => document.getElementById(id);
@@ -193,7 +195,7 @@ export function mountDialogs(store, controller, { afterEnter }) {
     const preview = message.body.length > 120 ? `${message.body.slice(0, 120)}…` : message.body;
     const mine = message.user.id === store.me.id;
     confirm({
-      title: mine ? "Delete this message?" : `Delete ${message.user.username}’s message?`,
+      title: mine ? "Delete this message?" : `Delete ${personText(store.person(message.user))}’s message?`,
       text: `“${preview}” will be removed for everyone in the room.`,
       button: "Delete",
       action: () => controller.remove(message.id),
@@ -218,6 +220,97 @@ export function mountDialogs(store, controller, { afterEnter }) {
     });
   }
 
+  // -- room settings (its owner or an admin) --
+  const settingsDialog = byId("room-settings-dialog");
+  const settingsForm = byId("room-settings-form");
+  const settingsMembers = byId("settings-members");
+  let settingsSlug = null;
+
+  function openSettings() {
+    const room = store.activeRoom();
+    if (!store.canManage(room)) return;
+    settingsSlug = room.slug;
+    open(settingsDialog);
+    byId("room-settings-title").textContent = `Settings of ${room.info.name}`;
+    settingsForm.elements.name.value = room.info.name;
+    settingsForm.elements.topic.value = room.info.topic || "";
+    renderSettingsMembers();
+  }
+
+  function renderSettingsMembers() {
+    const room = settingsSlug ? store.room(settingsSlug) : null;
+    if (!room || !settingsDialog.open) return;
+    const people = [...room.members.values()].map((user) => store.person(user))
+      .sort((a, b) => shownName(a).localeCompare(shownName(b), undefined, { sensitivity: "base" }));
+    fill(settingsMembers, people.map((user) => {
+      const me = user.id === store.me.id;
+      const owner = user.id === room.info.owner_id;
+      // The owner leaves rather than removing themself; an admin may remove the owner.
+      const removable = !me && (!owner || store.me.isAdmin);
+      return h("li", { class: "settings-member" },
+        avatar(user.username, { small: true }),
+        personName(user, "settings-member-name"),
+        owner ? h("span", { class: "tag" }, "owner") : null,
+        me ? h("span", { class: "member-you" }, "you") : null,
+        removable ? h("button", {
+          type: "button", class: "button button--small button--ghost",
+          "aria-label": `Remove ${personText(user)} from the room`,
+          onclick: () => confirmRemove(room, user),
+        }, "Remove") : null);
+    }));
+  }
+
+  settingsForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const room = store.room(settingsSlug);
+    if (!room) return;
+    const name = settingsForm.elements.name.value.trim();
+    const topic = settingsForm.elements.topic.value.trim();
+    const ack = await submitFrom(settingsDialog, () => controller.updateRoom(room.slug, name, topic));
+    if (ack.ok) toast(`Saved the settings of ${ack.room.name}.`);
+  });
+
+  function confirmRemove(room, user) {
+    confirm({
+      title: `Remove ${personText(user)}?`,
+      text: room.info.private
+        ? `They leave ${room.info.name} at once and can no longer read it; only an invitation brings them back.`
+        : `They leave ${room.info.name} at once. It is a public room: they can join it again.`,
+      button: "Remove",
+      action: async () => {
+        const ack = await controller.removeMember(room.slug, user);
+        if (ack.ok) toast(`${personText(user)} was removed from ${room.info.name}.`);
+        return ack;
+      },
+    });
+  }
+
+  byId("delete-room-button").addEventListener("click", () => {
+    const room = store.room(settingsSlug);
+    if (!room) return;
+    settingsDialog.close();
+    confirm({
+      title: `Delete ${room.info.name}?`,
+      text: `The room and all its messages are removed for all ${room.members.size || room.info.member_count} members. This cannot be undone.`,
+      button: "Delete room",
+      action: async () => {
+        const ack = await controller.deleteRoom(room.slug);
+        if (ack.ok) toast(`${room.info.name} was deleted.`);
+        return ack;
+      },
+    });
+  });
+
+  settingsDialog.addEventListener("close", () => { settingsSlug = null; });
+  store.addEventListener("change", ({ detail }) => {
+    if (!settingsSlug) return;
+    if (!store.room(settingsSlug)) {
+      settingsDialog.close();  // deleted meanwhile
+      return;
+    }
+    if (detail.what === "people" || (detail.what === "room" && detail.slug === settingsSlug)) renderSettingsMembers();
+  });
+
   // -- a short notice at the bottom of the screen --
   const toastRegion = h("div", { class: "toast", role: "status", "aria-live": "polite", hidden: true });
   document.body.append(toastRegion);
@@ -237,6 +330,7 @@ export function mountDialogs(store, controller, { afterEnter }) {
     invite: openInvite,
     confirmDelete,
     confirmLeave,
+    roomSettings: openSettings,
     toast,
   };
 }

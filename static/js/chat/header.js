@@ -13,6 +13,7 @@ export function mountHeader(store, controller) {
   const actions = document.getElementById("room-actions");
   const inviteButton = document.getElementById("invite-button");
   const leaveButton = document.getElementById("leave-button");
+  const settingsButton = document.getElementById("settings-button");
   const memberCount = document.getElementById("member-count");
   const banner = document.getElementById("connection-banner");
   const bannerText = document.getElementById("connection-text");
@@ -38,6 +39,7 @@ export function mountHeader(store, controller) {
     topic.title = topic.textContent;
     inviteButton.hidden = room.isDm || room.archived;
     leaveButton.hidden = room.isDm;
+    settingsButton.hidden = !store.canManage(room);
     const count = room.members.size || room.info.member_count;
     memberCount.textContent = String(count);
   }

@@ -1,7 +1,8 @@
 // The group chat page: reads who is signed in from <body data-*>, connects
 // to /public, and mounts the views on the store.
 
-import { hydrateAvatars } from "../lib/dom.js";
+import { fill, hydrateAvatars } from "../lib/dom.js";
+import { personName } from "../lib/people.js";
 import { connect } from "../lib/socket.js";
 import { mountComposer } from "./composer.js";
 import { ChatController } from "./controller.js";
@@ -20,6 +21,7 @@ const composerField = document.getElementById("composer-input");
 const store = new ChatStore({
   id: Number(body.dataset.userId),
   username: body.dataset.username,
+  displayName: body.dataset.displayName || null,
   isAdmin: body.dataset.isAdmin === "true",
 });
 store.ready = false;
@@ -126,6 +128,12 @@ store.addEventListener("change", ({ detail }) => {
   }
 });
 
+// The reader's own name in the sidebar follows a change of display name.
+store.addEventListener("change", ({ detail }) => {
+  if (detail.what !== "people") return;
+  fill(document.getElementById("me-name"), personName(store.person({ id: store.me.id, username: store.me.username }), "person"));
+});
+
 // "Today" becomes "Yesterday" at midnight: relabel the day separators.
 let today = new Date().toDateString();
 setInterval(() => {
@@ -145,6 +153,7 @@ const timeline = mountTimeline(store, controller, {
 const sidebar = mountSidebar(store);
 const dialogs = mountDialogs(store, controller, { afterEnter });
 mountHeader(store, controller);
+controller.onNotice = (text) => dialogs.toast(text);
 mountMembers(store, { openDm: (username) => dialogs.openDm(username) });
 mountComposer(store, controller, timeline);
 controller.start();
@@ -156,6 +165,7 @@ const actions = {
   "open-dm": () => dialogs.openDmDialog(),
   invite: () => dialogs.invite(),
   "leave-room": () => dialogs.confirmLeave(),
+  "room-settings": () => dialogs.roomSettings(),
   "toggle-sidebar": () => setPanel("sidebar", !panelOpen("sidebar")),
   "toggle-members": () => setPanel("members", !panelOpen("members")),
   "close-panels": () => closeDrawers(),

@@ -2,6 +2,7 @@
 // typing. Choosing someone opens a direct message with them.
 
 import { avatar, coalesced, fill, h } from "../lib/dom.js";
+import { personName, personText, shownName } from "../lib/people.js";
 
 export function mountMembers(store, { openDm }) {
   const container = document.getElementById("member-groups");
@@ -15,8 +16,9 @@ export function mountMembers(store, { openDm }) {
       container.replaceChildren();
       return;
     }
-    const byName = (a, b) => a.username.localeCompare(b.username, undefined, { sensitivity: "base" });
-    const everyone = [...room.members.values()].sort(byName);
+    const byName = (a, b) => shownName(a).localeCompare(shownName(b), undefined, { sensitivity: "base" })
+      || a.username.localeCompare(b.username);
+    const everyone = [...room.members.values()].map((user) => store.person(user)).sort(byName);
     const online = everyone.filter((user) => room.online.has(user.id));
     const offline = everyone.filter((user) => !room.online.has(user.id));
     heading.textContent = `Members (${everyone.length})`;
@@ -43,12 +45,12 @@ export function mountMembers(store, { openDm }) {
       type: "button",
       class: `member member--${state}`,
       dataset: { username: user.username },
-      "aria-label": me ? `${user.username} (you), ${state}` : `${user.username}, ${state}. Send a direct message`,
+      "aria-label": me ? `${personText(user)} (you), ${state}` : `${personText(user)}, ${state}. Send a direct message`,
       disabled: me,
       onclick: () => openDm(user.username),
     },
     avatar(user.username, { small: true, online: isOnline }),
-    h("span", { class: "member-name" }, user.username),
+    personName(user, "member-name"),
     user.bot ? h("span", { class: "tag bot-badge" }, "bot") : null,
     me ? h("span", { class: "member-you" }, "you") : null,
     typing ? h("span", { class: "member-typing" }, "typing…") : null);

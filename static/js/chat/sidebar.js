@@ -50,7 +50,7 @@ export function mountSidebar(store) {
     if (room.isDm) {
       const peer = store.dmPeer(room);
       const online = peer?.id != null && room.online.has(peer.id);
-      marker = avatar(label, { small: true, online });
+      marker = avatar(peer?.username || label, { small: true, online });
     } else {
       marker = icon(room.archived ? "archive" : room.info.private ? "lock" : "hash");
     }

@@ -1,4 +1,5 @@
-// The chat page's state: rooms, their messages, members and presence.
+// The chat page's state: rooms, their messages, members, presence, and the
+// people seen (by id, with their current display name).
 //
 // One store, changed only through its methods; each change notifies the
 // views with what changed (`rooms`, `room` + slug, `typing` + slug, `active`,
@@ -10,6 +11,8 @@
 
 /** How long a "typing" notice lasts without a refresh (the typist resends every few seconds). */
 const TYPING_EXPIRY_MS = 6000;
+
+import { personText } from "../lib/people.js";
 
 const DISMISSED_KEY = "parley.dismissedAnnouncements";
 const DISMISSED_KEPT = 50;
@@ -72,8 +75,12 @@ export class Room {
 export class ChatStore extends EventTarget {
   constructor(me) {
     super();
-    this.me = me;                   // {id, username, isAdmin}
+    this.me = me;                   // {id, username, displayName, isAdmin}
     this.rooms = new Map();         // slug -> Room
+    // user id -> User as last heard (join answers, presence, user:updated):
+    // messages are drawn with their author's current name, not the one
+    // their payload was recorded with.
+    this.people = new Map();
     this.activeSlug = null;
     this.connection = { state: "connecting", attempt: 0, message: "" };
     this.announcements = [];
@@ -86,6 +93,38 @@ export class ChatStore extends EventTarget {
     this.dispatchEvent(new CustomEvent("change", { detail: { what, slug } }));
   }
 
+  // -- people --
+
+  /** `user` (any User object) as last heard of: with their current display name. */
+  person(user) {
+    if (user.id === this.me.id) {
+      return { ...user, username: this.me.username, display_name: this.me.displayName ?? null };
+    }
+    return this.people.get(user.id) || user;
+  }
+
+  /** Remember people from an answer that is current (join, presence); `onlyNew` keeps what is known. */
+  learnPeople(users, { onlyNew = false } = {}) {
+    for (const user of users) {
+      if (user.id === this.me.id || (onlyNew && this.people.has(user.id))) continue;
+      this.people.set(user.id, user);
+    }
+  }
+
+  /** `user:updated`: someone (perhaps the reader) has a new display name; every view redraws them. */
+  updateUser(user) {
+    if (user.id === this.me.id) this.me.displayName = user.display_name ?? null;
+    else this.people.set(user.id, user);
+    for (const room of this.rooms.values()) {
+      if (room.members.has(user.id)) room.members.set(user.id, user);
+      const typing = room.typing.get(user.id);
+      if (typing) typing.user = user;
+      this.notify("room", room.slug);
+    }
+    this.notify("rooms");
+    this.notify("people");
+  }
+
   // -- rooms --
 
   room(slug) { return this.rooms.get(slug) || null; }
@@ -96,6 +135,12 @@ export class ChatStore extends EventTarget {
   upsertRoom(info) {
     const { unread, ...rest } = info;
     let room = this.rooms.get(info.slug);
+    if (room && rest.created_at && room.info.created_at && rest.created_at !== room.info.created_at) {
+      // Another room at the same address: the one held was deleted while
+      // this page was away, and its messages and cursor mean nothing here.
+      this.rooms.delete(info.slug);
+      room = null;
+    }
     if (room) {
       room.info = { ...room.info, ...rest };
     } else {
@@ -134,7 +179,8 @@ export class ChatStore extends EventTarget {
     const room = this.rooms.get(slug);
     if (!room) return;
     if (isMember) {
-      room.members.set(user.id, user);
+      this.learnPeople([user], { onlyNew: true });
+      room.members.set(user.id, this.person(user));
     } else {
       room.members.delete(user.id);
       room.online.delete(user.id);
@@ -157,6 +203,7 @@ export class ChatStore extends EventTarget {
     this.notify("rooms");
   }
 
+  /** The reader left or was removed: a private room disappears from the page. */
   forgetMembership(slug) {
     const room = this.room(slug);
     if (!room) return;
@@ -169,6 +216,23 @@ export class ChatStore extends EventTarget {
       this.notify("active");
     }
     this.notify("rooms");
+  }
+
+  /** `room:deleted`: the room is gone for everyone. */
+  forgetRoom(slug) {
+    if (!this.rooms.has(slug)) return;
+    this.rooms.delete(slug);
+    if (this.editing && this.activeSlug === slug) this.editing = null;
+    if (this.activeSlug === slug) {
+      this.activeSlug = null;
+      this.notify("active");
+    }
+    this.notify("rooms");
+  }
+
+  /** Whether the reader may rename the room, remove its members or delete it. */
+  canManage(room) {
+    return Boolean(room && !room.isDm && (this.me.isAdmin || room.info.owner_id === this.me.id));
   }
 
   setActive(slug) {
@@ -204,13 +268,13 @@ export class ChatStore extends EventTarget {
   roomLabel(room) {
     if (!room.isDm) return room.info.name;
     const peer = this.dmPeer(room);
-    return peer ? peer.username : room.info.name;
+    return peer ? personText(peer) : room.info.name;
   }
 
   /** The other person in a direct message room (a User, or {username} from the room's name). */
   dmPeer(room) {
     for (const user of room.members.values()) {
-      if (user.id !== this.me.id) return user;
+      if (user.id !== this.me.id) return this.person(user);
     }
     // Before the first join the members are unknown; DM rooms are named "a & b".
     const names = room.info.name.split(" & ");
@@ -234,7 +298,8 @@ export class ChatStore extends EventTarget {
   applyJoin(slug, ack, { catchUp }) {
     const room = this.upsertRoom(ack.room);
     room.joined = true;
-    room.members = new Map(ack.members.map((user) => [user.id, user]));
+    this.learnPeople(ack.members);
+    room.members = new Map(ack.members.map((user) => [user.id, this.person(user)]));
     room.online = new Set(ack.online.map((user) => user.id));
     if (ack.reset) {
       // What was missed is no longer kept: start the room over from this page.
@@ -324,8 +389,9 @@ export class ChatStore extends EventTarget {
     const room = this.room(slug);
     if (!room) return;
     if (online) {
+      this.learnPeople([user]);
       room.online.add(user.id);
-      if (!room.members.has(user.id)) room.members.set(user.id, user);
+      if (!room.members.has(user.id)) room.members.set(user.id, this.person(user));
     } else {
       room.online.delete(user.id);
     }

@@ -8,6 +8,7 @@
 
 import { avatar, coalesced, h, icon, linkified, reconcileChildren } from "../lib/dom.js";
 import { dayKey, dayLabel, fullDateTime, parseTime, shortDate, timeOfDay } from "../lib/format.js";
+import { personName, personText } from "../lib/people.js";
 
 /** Messages by one author within this gap share one header, as in Slack or Discord. */
 const GROUP_GAP_MS = 5 * 60 * 1000;
@@ -191,16 +192,18 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
         // The contract's rule: the author, the room's owner or an admin.
         const canDelete = mine || me.isAdmin || room.info.owner_id === me.id;
         const edit = editing && editing.id === message.id ? editing : null;
+        // The author as last heard of: a new display name redraws their messages.
+        const author = store.person(message.user);
         const sig = JSON.stringify([message.body, message.edited_at, Boolean(message.deleted), continued,
-          canEdit, canDelete, edit ? [edit.saving, edit.error?.message ?? ""] : null]);
+          canEdit, canDelete, edit ? [edit.saving, edit.error?.message ?? ""] : null, author.display_name]);
         items.push({
           key: `m:${message.id}`,
           sig,
-          build: () => messageRow(message, { continued, mine, canEdit, canDelete, edit }),
+          build: () => messageRow(message, author, { continued, mine, canEdit, canDelete, edit }),
         });
       } else {
         const pending = entry.pending;
-        const sig = JSON.stringify([pending.status, pending.error?.message ?? "", continued]);
+        const sig = JSON.stringify([pending.status, pending.error?.message ?? "", continued, me.displayName]);
         items.push({ key: `p:${pending.client_id}`, sig, build: () => pendingRow(room, pending, continued) });
       }
     }
@@ -218,7 +221,7 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
   }
 
   function introRow(room, label, empty) {
-    const badge = room.isDm ? avatar(label) : icon(room.info.private ? "lock" : "hash");
+    const badge = room.isDm ? avatar(store.dmPeer(room)?.username || label) : icon(room.info.private ? "lock" : "hash");
     const created = shortDate(parseTime(room.info.created_at));
     const text = room.isDm
       ? `This is the beginning of your direct messages with ${label}. Only the two of you can see them.`
@@ -235,7 +238,7 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     return h("time", { datetime: date.toISOString(), title: fullDateTime(date) }, timeOfDay(date));
   }
 
-  function messageRow(message, { continued, mine, canEdit, canDelete, edit }) {
+  function messageRow(message, author, { continued, mine, canEdit, canDelete, edit }) {
     const created = parseTime(message.created_at);
     const classes = ["msg"];
     if (continued) classes.push("msg--continued");
@@ -243,11 +246,11 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     if (edit) classes.push("msg--editing");
 
     const gutter = h("div", { class: "msg-gutter" },
-      continued ? timeElement(created) : avatar(message.user.username));
+      continued ? timeElement(created) : avatar(author.username));
     const meta = continued
-      ? h("span", { class: "visually-hidden" }, `${message.user.username}, ${timeOfDay(created)}: `)
-      : h("div", { class: "msg-meta" }, h("span", { class: "msg-author" }, message.user.username),
-          message.user.bot ? h("span", { class: "tag bot-badge" }, "bot") : null, timeElement(created));
+      ? h("span", { class: "visually-hidden" }, `${personText(author)}, ${timeOfDay(created)}: `)
+      : h("div", { class: "msg-meta" }, personName(author, "msg-author"),
+          author.bot ? h("span", { class: "tag bot-badge" }, "bot") : null, timeElement(created));
 
     let body;
     if (edit) {
@@ -358,7 +361,8 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     return h("li", { class: classes.join(" "), dataset: { clientId: pending.client_id } },
       h("div", { class: "msg-gutter" }, continued ? timeElement(created) : avatar(me.username)),
       h("div", { class: "msg-main" },
-        continued ? null : h("div", { class: "msg-meta" }, h("span", { class: "msg-author" }, me.username), timeElement(created)),
+        continued ? null : h("div", { class: "msg-meta" },
+          personName(store.person({ id: me.id, username: me.username }), "msg-author"), timeElement(created)),
         h("div", { class: "msg-body" }, h("span", { class: "msg-text" }, linkified(pending.body))),
         status));
   }
