@@ -12,7 +12,7 @@ import uuid
 from flask import request
 
 from .. import metrics, schemas
-from ..services import messages, rooms, tokens
+from ..services import messages, rooms, search, tokens
 from ..services.connections import live
 from . import route
 
@@ -147,6 +147,15 @@ def edit_message(actor, message_id: int, body: schemas.MessageBody):
        summary="Delete a message (author, room owner or admin; message:delete).")
 def delete_message(actor, message_id: int):
     messages.delete(actor, _message_id(message_id))
+
+
+@route("GET", "/api/v1/search", query=schemas.SearchQuery, reply=schemas.SearchReply,
+       summary="Search the messages the caller may read (message:search): q= the words, "
+               "room=, author=, after=, before=, order=relevance|newest, cursor=, limit=.")
+def search_messages(actor, query: schemas.SearchQuery):
+    return search.search(actor, query.q, room=query.room, author=query.author,
+                         before=query.before, after=query.after, order=query.order,
+                         cursor=query.cursor, limit=query.limit)
 
 
 # -- direct messages -------------------------------------------------------------------
