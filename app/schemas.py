@@ -99,6 +99,8 @@ class OneDirection(BaseModel):
     before: Cursor | None = None
     after: Cursor | None = None
     cursor: Cursor | None = None
+    # A message id: the page centred on it (a search result opened in its room).
+    around: Cursor | None = None
     limit: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
@@ -107,6 +109,9 @@ class OneDirection(BaseModel):
             raise ValueError("give 'before' or 'after', not both")
         if self.cursor is not None and (self.before is not None or self.after is not None):
             raise ValueError("give 'cursor' alone, without 'before' or 'after'")
+        if self.around is not None and (self.before is not None or self.after is not None
+                                        or self.cursor is not None):
+            raise ValueError("give 'around' alone, without 'before', 'after' or 'cursor'")
         return self
 
 
@@ -395,6 +400,8 @@ class MembersReply(Shape):
 class MessagesReply(Shape):
     messages: list[MessageShape]
     has_more: bool
+    has_newer: bool | None = Field(default=None,
+                                   description="only with around=: newer messages remain")
 
 
 class MessageReply(Shape):

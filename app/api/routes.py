@@ -101,8 +101,10 @@ def members(actor, slug: str):
 @route("GET", "/api/v1/rooms/<slug>/messages", query=schemas.HistoryQuery,
        reply=schemas.MessagesReply,
        summary="A page of history, ascending by id, paged exactly as message:history "
-               "(before= or after=, limit= 1 to 500, default 100).")
+               "(before=, after= or around=, limit= 1 to 500, default 100).")
 def history(actor, slug: str, query: schemas.HistoryQuery):
+    if query.around is not None:
+        return messages.history_around(actor, slug, query.around, limit=query.limit)
     page, has_more = messages.history(actor, slug, before=query.before, after=query.after,
                                       limit=query.limit)
     return {"messages": page, "has_more": has_more}

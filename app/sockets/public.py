@@ -103,12 +103,12 @@ class PublicNamespace(ChatNamespace):
 
     @acked(schemas.MessageHistory)
     def on_message_history(self, connection, payload):
-        """``message:history``: a page before or after an id, ascending, or the changes
-        after a cursor (heavy-read limit)."""
+        """``message:history``: a page before, after or around an id, ascending, or the
+        changes after a cursor (heavy-read limit)."""
         limits.hit("heavy_read", connection.actor.id, connection.actor.username)
         return messages.history_reply(connection.actor, payload.room, before=payload.before,
                                       after=payload.after, cursor=payload.cursor,
-                                      limit=payload.limit)
+                                      around=payload.around, limit=payload.limit)
 
     @acked(schemas.MessageSearch)
     def on_message_search(self, connection, payload):
