@@ -6,9 +6,11 @@ and delete; on PostgreSQL a GIN index on ``to_tsvector('english', body)`` of
 the rows not deleted. Existing messages are indexed here, in the upgrade.
 
 On PostgreSQL the index is built inside the migration's transaction, which
-holds off writes to ``messages`` while it builds (seconds for a million
-short messages); docs/search.md says how to build it CONCURRENTLY first on a
-big database.
+holds off writes to ``messages`` while it builds. On a big database an
+operator may build it first without blocking writes, outside a transaction
+(``CREATE INDEX CONCURRENTLY ix_messages_search ON messages USING gin
+(to_tsvector('english', body)) WHERE NOT deleted``): the migration then finds
+it and moves on (``IF NOT EXISTS``).
 
 Revision ID: 6a3c9e1f4b20
 Revises: 5b7e0c1d2a3f
