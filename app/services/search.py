@@ -131,11 +131,14 @@ def search(actor: Actor, query: str, *, room: str | None = None, author: str | N
     the following page, null on the last. ``room`` (a slug the caller can
     see) and ``author`` (a username) narrow it, ``after`` (included) and
     ``before`` (excluded) bound its time. Spends one unit of the ``search``
-    limit.
+    limit (a query refused as invalid spends none).
     """
     words = words_of(query)
     page = _page_of(order, cursor)
     size = _limit(limit)
+    # Spent before the room and author are looked up: naming users or rooms
+    # one search at a time is held to the same pace.
+    limits.hit("search", actor.id, actor.username)
     filters = []
     if room is not None:
         # A private room of others answers not_found, as everywhere.
@@ -147,7 +150,6 @@ def search(actor: Actor, query: str, *, room: str | None = None, author: str | N
         filters.append(Message.created_at >= after)
     if before is not None:
         filters.append(Message.created_at < before)
-    limits.hit("search", actor.id, actor.username)
 
     dialect = db.session.get_bind().dialect.name
     statement = page_statement(actor, words, filters, order, page, size + 1, dialect)

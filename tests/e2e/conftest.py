@@ -50,9 +50,7 @@ def e2e_env(database_url: str, **extra: str) -> dict:
     # Each test makes rooms of its own, more than the room-create limit lets
     # two accounts make in an hour. SSE heartbeats every second: the feed's
     # tests see them, and a stream notices a reader's ended rights at once.
-    # Searches likewise (tests/e2e/test_search.py tests their limit).
     return base_env(database_url, MESSAGE_RATE_LIMIT="100000 per 1 second", ACCESS_LOG="-",
-                    SEARCH_RATE_LIMIT="100000 per 1 second",
                     GRACEFUL_TIMEOUT="2", ROOM_CREATE_RATE_LIMIT="100000 per 1 hour",
                     SSE_HEARTBEAT_SECONDS="1", **extra)
 

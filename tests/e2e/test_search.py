@@ -154,6 +154,25 @@ def peers_of(target, http):
 
 
 @BOTH_DATABASES
+def test_archived_rooms_stay_searchable_by_whoever_may_read_them(target, peers, database_url):
+    alice, bob = peers("alice"), peers("bob")
+    public, private = shared_room(alice), shared_room(alice, private=True)
+    term = word()
+    in_public = alice.send(public, f"{term} in the open")
+    in_private = alice.send(private, f"{term} behind doors")
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE rooms SET archived = :yes WHERE slug IN (:a, :b)"),
+                               {"yes": True, "a": public, "b": private})
+    finally:
+        engine.dispose()
+
+    assert found(search(alice, term, order="newest")) == [in_private["id"], in_public["id"]]
+    assert found(search(bob, term)) == [in_public["id"]]
+
+
+@BOTH_DATABASES
 def test_an_edit_and_a_deletion_are_reflected_in_the_next_search_at_once(target, peers):
     alice = peers("alice")
     room = shared_room(alice)
