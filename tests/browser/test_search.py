@@ -26,9 +26,9 @@ def server(tmp_path_factory):
     chat_server.close()
 
 
-def seeded_room(server, username: str) -> tuple[str, str, int]:
-    """A room of ``username`` with HISTORY messages; one (FOUND_AT) holds a word of its own
-    and some markup, which must show as text."""
+def seeded_room(server, username: str, animal: str) -> tuple[str, str, int]:
+    """A room of ``username`` with HISTORY messages; one (FOUND_AT) holds ``animal``
+    (a word of this test's own) and some markup, which must show as text."""
     client = ChatClient(server.url, username).connect()
     try:
         name = f"Launch {uuid.uuid4().hex[:6]}"
@@ -36,7 +36,7 @@ def seeded_room(server, username: str) -> tuple[str, str, int]:
         assert client.call("room:join", {"room": room})["ok"]
         found_id = 0
         for i in range(HISTORY):
-            body = (f"the quokka <img src=x onerror=alert(1)> ships on Friday (#{i})"
+            body = (f"the {animal} <img src=x onerror=alert(1)> ships on Friday (#{i})"
                     if i == FOUND_AT else f"status update number {i}")
             ack = client.call("message:send", {"room": room, "body": body,
                                                "client_id": uuid.uuid4().hex})
@@ -50,7 +50,7 @@ def seeded_room(server, username: str) -> tuple[str, str, int]:
 
 def test_a_found_message_opens_in_its_room_highlighted_with_the_page_around_it(people, server):
     alice = people.account("searcher")
-    name, room, found_id = seeded_room(server, alice)
+    name, room, found_id = seeded_room(server, alice, "quokka")
     page = people.sign_in(alice)
 
     box = page.get_by_role("searchbox", name="Search messages")
@@ -89,3 +89,27 @@ def test_a_found_message_opens_in_its_room_highlighted_with_the_page_around_it(p
     page.locator("#jump-button").click()
     expect(texts.filter(has_text=f"status update number {HISTORY - 1}")).to_have_count(1)
     expect(page.locator("#message-list .msg--highlight")).to_have_count(0)
+
+
+def test_a_result_in_a_public_room_not_joined_opens_it_and_a_send_returns_to_the_latest(
+        people, server):
+    alice, bob = people.account("poster"), people.account("reader")
+    name, room, found_id = seeded_room(server, alice, "wombat")
+    page = people.sign_in(bob)
+    expect(page.locator("#sidebar .nav-item", has_text=name)).to_have_count(0)
+
+    box = page.get_by_role("searchbox", name="Search messages")
+    box.fill("wombat Friday")
+    box.press("Enter")
+    page.locator("#search-dialog .search-result").click()
+
+    expect(page.locator("#room-title")).to_contain_text(name)
+    expect(page.locator("#sidebar .nav-item", has_text=name)).to_have_count(1)
+    expect(page.locator("#message-list .msg--highlight")).to_have_attribute("data-id", str(found_id))
+
+    page.locator("#composer-input").fill("found it")
+    page.locator("#composer-input").press("Enter")
+    texts = page.locator("#message-list .msg:not(.msg--pending) .msg-text")
+    expect(texts.last).to_have_text("found it")
+    expect(texts.filter(has_text=f"status update number {HISTORY - 1}")).to_have_count(1)
+    expect(texts.filter(has_text="the wombat")).to_have_count(0)

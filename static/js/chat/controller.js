@@ -355,8 +355,9 @@ export class ChatController {
     if (!room || room.shownUpTo === null || room.loadingNewer || !room.joined) return;
     room.loadingNewer = true;
     this.store.notify("room", slug);
-    const ack = await call(this.socket, "message:history", { room: slug, after: room.shownUpTo, limit: NEWER_PAGE });
-    this.store.addNewer(slug, ack);
+    const after = room.shownUpTo;
+    const ack = await call(this.socket, "message:history", { room: slug, after, limit: NEWER_PAGE });
+    this.store.addNewer(slug, after, ack);
   }
 
   /** Leave an older page for the room's latest messages ("Jump to the latest"). */
@@ -412,6 +413,9 @@ export class ChatController {
     };
     this.store.addPending(slug, pending);
     this.stopTyping();
+    // Written while an older page is shown (a search result): back to the
+    // latest messages, where this one will be.
+    if (this.store.room(slug)?.shownUpTo !== null) this.showLatest(slug);
     this.transmit(slug, pending.client_id);
   }
 

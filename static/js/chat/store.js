@@ -305,13 +305,16 @@ export class ChatStore extends EventTarget {
     room.shownUpTo = ack.has_newer && ack.messages.length ? ack.messages[ack.messages.length - 1].id : null;
     room.firstUnreadId = null;
     room.newBelow = 0;
+    room.loadingNewer = false;
     this.notify("room", slug);
   }
 
   /** A `message:history` `after` page below the one shown (`shownUpTo`). */
-  addNewer(slug, ack) {
+  addNewer(slug, after, ack) {
     const room = this.room(slug);
-    if (!room) return;
+    // Stale: the room went back to its latest messages (or opened another
+    // page) while this one was on its way.
+    if (!room || room.shownUpTo !== after) return;
     room.loadingNewer = false;
     if (ack.ok) {
       this.addMessages(room, ack.messages);

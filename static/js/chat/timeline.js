@@ -129,6 +129,11 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     if (room.hasOlder && !room.loadingOlder && scroller.scrollHeight <= scroller.clientHeight + LOAD_OLDER_MARGIN_PX) {
       controller.loadOlder(room.slug);
     }
+    // Likewise below an older page that ends on the screen.
+    if (room.shownUpTo !== null && !room.loadingNewer
+      && scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < LOAD_OLDER_MARGIN_PX) {
+      controller.loadNewer(room.slug);
+    }
   }
 
   function focusList() {
