@@ -174,14 +174,17 @@ class SearchFilters(BaseModel):
     ``message:search`` and ``GET /api/v1/search`` (the words are checked by
     ``services.search``, against the configured limits)."""
 
-    room: RoomSlug | None = None
-    author: Username | None = None
-    # ``after``: from this moment on; ``before``: up to it, excluded.
-    before: Moment | None = None
-    after: Moment | None = None
+    room: RoomSlug | None = Field(default=None, description="only this room (a slug)")
+    author: Username | None = Field(default=None, description="only this user's messages")
+    before: Moment | None = Field(default=None, description=(
+        "messages created before this moment, excluded: a date (YYYY-MM-DD, its start "
+        "in UTC) or an ISO 8601 time (UTC without an offset)"))
+    after: Moment | None = Field(default=None, description=(
+        "messages created at or after this moment (a date or an ISO 8601 time)"))
     order: Literal["relevance", "newest"] = "relevance"
-    cursor: SearchCursor | None = None
-    limit: int | None = Field(default=None, ge=1)
+    cursor: SearchCursor | None = Field(default=None,
+                                        description="the previous page's next")
+    limit: int | None = Field(default=None, ge=1, description="default 20, at most 50")
 
     @model_validator(mode="after")
     def _a_span(self):
@@ -339,7 +342,7 @@ class SearchQuery(SearchFilters):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    q: Text
+    q: Text = Field(description="the words to find (all must match; not query syntax)")
 
 
 class Shape(BaseModel):
