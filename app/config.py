@@ -135,6 +135,11 @@ class Config:
     # times a minute with history to spare, while a script asking for
     # 500-message pages is held to about three a second.
     HEAVY_READ_RATE_LIMIT = os.environ.get("HEAVY_READ_RATE_LIMIT", "200 per minute")
+    # message:search and GET /api/v1/search per user. A search reads the
+    # index for every match before it pages, so it costs more than a history
+    # page; a person searches a few times a minute (the web page asks once
+    # per Enter), and 30 a minute holds a script to one every two seconds.
+    SEARCH_RATE_LIMIT = os.environ.get("SEARCH_RATE_LIMIT", "30 per minute")
     # At most one "typing: true" per user and room is passed on in this many
     # seconds (and "false" only after a "true"). The web client refreshes
     # every 3 s and its notices last 6 s, so a person's every refresh gets
@@ -142,6 +147,12 @@ class Config:
     TYPING_INTERVAL_SECONDS = float(os.environ.get("TYPING_INTERVAL_SECONDS", "2"))
     HISTORY_DEFAULT_LIMIT = 100
     HISTORY_MAX_LIMIT = 500
+    # A search's words: a few words are a search, a pasted paragraph is not,
+    # and each word is one more term the index must intersect.
+    SEARCH_QUERY_MAX_LENGTH = 200
+    SEARCH_MAX_WORDS = 16
+    SEARCH_DEFAULT_LIMIT = 20
+    SEARCH_MAX_LIMIT = 50
     # Engine.IO's maximum packet: a larger one closes that connection.
     MAX_PAYLOAD_BYTES = _int("MAX_PAYLOAD_BYTES", 65536)
     # The transport's deadlines and bounds (app/sockets/transport.py).
@@ -247,6 +258,7 @@ class TestingConfig(Config):
     DISPLAY_NAME_RATE_LIMIT = "10000 per minute"
     SIGNUP_ADDRESS_RATE_LIMIT = "10000 per minute"
     HEAVY_READ_RATE_LIMIT = "10000 per minute"
+    SEARCH_RATE_LIMIT = "10000 per minute"
     TOKEN_ADDRESS_RATE_LIMIT = "10000 per minute"
 
 

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 from flask_login import UserMixin
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Boolean,
     DateTime,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -156,6 +158,61 @@ class Message(db.Model):
     edited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# -- full-text search over messages (app/services/search.py) ----------------------
+#
+# Kept by the database itself, so that a send, an edit or a deletion is
+# searchable (or no longer) in the same transaction, whichever code path
+# wrote it. Only live messages are indexed. The migration
+# (6a3c9e1f4b20_message_search) creates the same objects; these statements
+# serve ``db.create_all()`` (the fast tests).
+#
+# SQLite: an FTS5 table whose content is ``messages`` itself (it stores only
+# the index), kept by three triggers: a send costs one FTS insert of the
+# body's tokens. A batch rebuild of ``messages`` in a later migration drops
+# the triggers with the table: it must create them again.
+SEARCH_TABLE = "messages_fts"
+# PostgreSQL: a GIN index on the body's tsvector, of live messages only.
+SEARCH_INDEX = "ix_messages_search"
+# Both stem English words ("deploys" finds "deployed"); PostgreSQL's
+# configuration also drops English stop words, FTS5's tokenizer keeps them.
+SEARCH_CONFIG = "english"
+SQLITE_SEARCH_DDL = (
+    "CREATE VIRTUAL TABLE messages_fts USING fts5(body, content='messages', "
+    "content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN NOT new.deleted BEGIN "
+    "INSERT INTO messages_fts (rowid, body) VALUES (new.id, new.body); END",
+    # An edit replaces the indexed text; a deletion (``deleted`` set) only
+    # removes it. External content: the old text must be given back exactly.
+    "CREATE TRIGGER messages_fts_update AFTER UPDATE OF body, deleted ON messages BEGIN "
+    "INSERT INTO messages_fts (messages_fts, rowid, body) "
+    "SELECT 'delete', old.id, old.body WHERE NOT old.deleted; "
+    "INSERT INTO messages_fts (rowid, body) SELECT new.id, new.body WHERE NOT new.deleted; END",
+    # Rows removed for good (a user's account deleted, cascading).
+    "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages WHEN NOT old.deleted BEGIN "
+    "INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.id, old.body); "
+    "END",
+)
+POSTGRES_SEARCH_DDL = (
+    f"CREATE INDEX {SEARCH_INDEX} ON messages "
+    f"USING gin (to_tsvector('{SEARCH_CONFIG}', body)) WHERE NOT deleted",
+)
+
+
+def is_search_object(name: str) -> bool:
+    """A table or index of the search index, which the models do not map
+    (Alembic's autogenerate and the schema test leave them alone)."""
+    return name == SEARCH_INDEX or name == SEARCH_TABLE or name.startswith(SEARCH_TABLE + "_")
+
+
+for _statement in SQLITE_SEARCH_DDL:
+    event.listen(Message.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+for _statement in POSTGRES_SEARCH_DDL:
+    event.listen(Message.__table__, "after_create",
+                 DDL(_statement).execute_if(dialect="postgresql"))
+event.listen(Message.__table__, "before_drop",
+             DDL(f"DROP TABLE IF EXISTS {SEARCH_TABLE}").execute_if(dialect="sqlite"))
 
 
 class Announcement(db.Model):

@@ -7,11 +7,13 @@ the services, once.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, TypeVar
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -101,6 +103,8 @@ class OneDirection(BaseModel):
     before: Cursor | None = None
     after: Cursor | None = None
     cursor: Cursor | None = None
+    # A message id: the page centred on it (a search result opened in its room).
+    around: Cursor | None = None
     limit: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
@@ -109,6 +113,9 @@ class OneDirection(BaseModel):
             raise ValueError("give 'before' or 'after', not both")
         if self.cursor is not None and (self.before is not None or self.after is not None):
             raise ValueError("give 'cursor' alone, without 'before' or 'after'")
+        if self.around is not None and (self.before is not None or self.after is not None
+                                        or self.cursor is not None):
+            raise ValueError("give 'around' alone, without 'before', 'after' or 'cursor'")
         return self
 
 
@@ -142,6 +149,56 @@ class UserLookup(Payload):
 
     query: Annotated[str, Field(min_length=1, max_length=32), Storable]
     limit: int | None = Field(default=None, ge=1)
+
+
+def _moment(value: Any) -> datetime:
+    """A date (``2026-12-01``: its start, 00:00 UTC) or an ISO 8601 time (UTC
+    when it names no offset), as an aware datetime."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and len(value) <= 40:
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError("must be a date (YYYY-MM-DD) or an ISO 8601 time") from None
+    else:
+        raise ValueError("must be a date (YYYY-MM-DD) or an ISO 8601 time")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+Moment = Annotated[datetime, BeforeValidator(_moment)]
+# Where the next page of a search starts: the ``next`` of the previous answer.
+SearchCursor = Annotated[str, Field(min_length=1, max_length=40), Storable]
+
+
+class SearchFilters(BaseModel):
+    """A message search's filters, order and page: one rule for the socket's
+    ``message:search`` and ``GET /api/v1/search`` (the words are checked by
+    ``services.search``, against the configured limits)."""
+
+    room: RoomSlug | None = Field(default=None, description="only this room (a slug)")
+    author: Username | None = Field(default=None, description="only this user's messages")
+    before: Moment | None = Field(default=None, description=(
+        "messages created before this moment, excluded: a date (YYYY-MM-DD, its start "
+        "in UTC) or an ISO 8601 time (UTC without an offset)"))
+    after: Moment | None = Field(default=None, description=(
+        "messages created at or after this moment (a date or an ISO 8601 time)"))
+    order: Literal["relevance", "newest"] = "relevance"
+    cursor: SearchCursor | None = Field(default=None,
+                                        description="the previous page's next")
+    limit: int | None = Field(default=None, ge=1, description="default 20, at most 50")
+
+    @model_validator(mode="after")
+    def _a_span(self):
+        if self.before is not None and self.after is not None and self.after >= self.before:
+            raise ValueError("'after' must be earlier than 'before'")
+        return self
+
+
+class MessageSearch(Payload, SearchFilters):
+    query: Text
 
 
 # -- /admin ------------------------------------------------------------------
@@ -290,6 +347,14 @@ class HistoryQuery(OneDirection):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class SearchQuery(SearchFilters):
+    """``GET /api/v1/search`` query (``q``: the words): text in a URL, so not strict."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    q: Text = Field(description="the words to find (all must match; not query syntax)")
+
+
 class Shape(BaseModel):
     """An answer's shape (documentation and tests; answers are built by the services)."""
 
@@ -350,10 +415,32 @@ class MembersReply(Shape):
 class MessagesReply(Shape):
     messages: list[MessageShape]
     has_more: bool
+    has_newer: bool | None = Field(default=None,
+                                   description="only with around=: newer messages remain")
 
 
 class MessageReply(Shape):
     message: MessageShape
+
+
+class SnippetPart(Shape):
+    text: str
+    match: bool = Field(description="a word the search matched (the UI marks it)")
+
+
+class SearchResult(Shape):
+    message: MessageShape
+    room: str = Field(description="the room's slug")
+    snippet: list[SnippetPart] = Field(
+        description="the matched part of the body as plain text, cut into parts; "
+                    "join the parts' text to read it")
+
+
+class SearchReply(Shape):
+    results: list[SearchResult]
+    has_more: bool
+    next: str | None = Field(description="give it as cursor= for the next page; "
+                                         "null on the last page")
 
 
 class UnreadReply(Shape):

@@ -12,7 +12,7 @@ import uuid
 from flask import request
 
 from .. import metrics, schemas
-from ..services import messages, rooms, tokens
+from ..services import messages, rooms, search, tokens
 from ..services.connections import live
 from . import route
 
@@ -101,8 +101,10 @@ def members(actor, slug: str):
 @route("GET", "/api/v1/rooms/<slug>/messages", query=schemas.HistoryQuery,
        reply=schemas.MessagesReply,
        summary="A page of history, ascending by id, paged exactly as message:history "
-               "(before= or after=, limit= 1 to 500, default 100).")
+               "(before=, after= or around=, limit= 1 to 500, default 100).")
 def history(actor, slug: str, query: schemas.HistoryQuery):
+    if query.around is not None:
+        return messages.history_around(actor, slug, query.around, limit=query.limit)
     page, has_more = messages.history(actor, slug, before=query.before, after=query.after,
                                       limit=query.limit)
     return {"messages": page, "has_more": has_more}
@@ -147,6 +149,15 @@ def edit_message(actor, message_id: int, body: schemas.MessageBody):
        summary="Delete a message (author, room owner or admin; message:delete).")
 def delete_message(actor, message_id: int):
     messages.delete(actor, _message_id(message_id))
+
+
+@route("GET", "/api/v1/search", query=schemas.SearchQuery, reply=schemas.SearchReply,
+       summary="Search the messages the caller may read (message:search): q= the words, "
+               "room=, author=, after=, before=, order=relevance|newest, cursor=, limit=.")
+def search_messages(actor, query: schemas.SearchQuery):
+    return search.search(actor, query.q, room=query.room, author=query.author,
+                         before=query.before, after=query.after, order=query.order,
+                         cursor=query.cursor, limit=query.limit)
 
 
 # -- direct messages -------------------------------------------------------------------

@@ -76,9 +76,10 @@ def document() -> dict:
                 "schema": {"type": "integer" if converter == "int" else "string"}})
         if declared.query is not None:
             query_schema = declared.query.model_json_schema()
+            required = set(query_schema.get("required", ()))
             for name, prop in query_schema["properties"].items():
-                operation["parameters"].append({"name": name, "in": "query", "required": False,
-                                                "schema": prop})
+                operation["parameters"].append({"name": name, "in": "query",
+                                                "required": name in required, "schema": prop})
         for name, description in declared.headers.items():
             operation["parameters"].append({"name": name, "in": "header", "required": False,
                                             "description": description,

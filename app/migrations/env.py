@@ -96,6 +96,16 @@ def run_migrations_online():
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 
+    # The search index (an FTS5 table and its shadow tables on SQLite, a GIN
+    # index on PostgreSQL) is the database's own, not the models': autogenerate
+    # must not offer to drop it.
+    from app.models import is_search_object
+
+    def include_name(name, type_, parent_names):
+        return not (type_ in ("table", "index") and name and is_search_object(name))
+
+    conf_args.setdefault("include_name", include_name)
+
     connectable = get_engine()
 
     with connectable.connect() as connection:

@@ -68,15 +68,35 @@ def page(room: Room | RoomRef, *, before: int | None, after: int | None,
             for m, uid, name, bot, shown in rows], has_more
 
 
+def page_around(room: Room | RoomRef, message_id: int, limit: int | None) -> dict:
+    """The page of ``room`` centred on ``message_id``, ascending by id.
+
+    Half the page (rounded down) is older than the message; the message, if
+    it is live, and what follows fill the rest. ``has_more``: older messages
+    remain (as for ``before``); ``has_newer``: newer ones remain, which the
+    reader fetches with ``after`` the last id.
+    """
+    limit = clamp_limit(limit)
+    older, has_more = page(room, before=message_id, after=None, limit=max(limit // 2, 1))
+    newer, has_newer = page(room, before=None, after=message_id - 1,
+                            limit=max(limit - len(older), 1))
+    return {"messages": older + newer, "has_more": has_more, "has_newer": has_newer}
+
+
 def history(actor: Actor, slug: str, *, before: int | None = None,
             after: int | None = None, limit: int | None = None) -> tuple[list[dict], bool]:
     room = member_room(actor, slug)
     return page(room, before=before, after=after, limit=limit)
 
 
+def history_around(actor: Actor, slug: str, message_id: int, limit: int | None = None) -> dict:
+    """``{"messages", "has_more", "has_newer"}``: the page around a message (``page_around``)."""
+    return page_around(member_room(actor, slug), message_id, limit)
+
+
 def history_reply(actor: Actor, slug: str, *, before: int | None = None,
                   after: int | None = None, cursor: int | None = None,
-                  limit: int | None = None) -> dict:
+                  around: int | None = None, limit: int | None = None) -> dict:
     """The ``message:history`` ack: a page of messages, or of changes after ``cursor``.
 
     Either way it carries ``cursor``, the room's log position as of the page.
@@ -86,6 +106,8 @@ def history_reply(actor: Actor, slug: str, *, before: int | None = None,
         return catch_up(room, cursor, limit)
     # Read before the page: every change up to it is reflected in the page.
     position = changes.current_position(room.id)
+    if around is not None:
+        return {**page_around(room, around, limit), "cursor": position}
     messages, has_more = page(room, before=before, after=after, limit=limit)
     return {"messages": messages, "has_more": has_more, "cursor": position}
 

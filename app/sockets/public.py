@@ -7,7 +7,7 @@ from flask import current_app, request
 from flask_socketio import join_room
 
 from .. import events, schemas
-from ..services import Actor, messages, moderation, rooms, users
+from ..services import Actor, messages, moderation, rooms, search, users
 from ..services.connections import Connection, live
 from ..services.ratelimit import limits
 from .base import ChatNamespace
@@ -117,12 +117,20 @@ class PublicNamespace(ChatNamespace):
 
     @acked(schemas.MessageHistory)
     def on_message_history(self, connection, payload):
-        """``message:history``: a page before or after an id, ascending, or the changes
-        after a cursor (heavy-read limit)."""
+        """``message:history``: a page before, after or around an id, ascending, or the
+        changes after a cursor (heavy-read limit)."""
         limits.hit("heavy_read", connection.actor.id, connection.actor.username)
         return messages.history_reply(connection.actor, payload.room, before=payload.before,
                                       after=payload.after, cursor=payload.cursor,
-                                      limit=payload.limit)
+                                      around=payload.around, limit=payload.limit)
+
+    @acked(schemas.MessageSearch)
+    def on_message_search(self, connection, payload):
+        """``message:search``: a page of the messages the caller may read that hold
+        every word of ``query``, with snippets; only the caller gets the ack (search limit)."""
+        return search.search(connection.actor, payload.query, room=payload.room,
+                             author=payload.author, before=payload.before, after=payload.after,
+                             order=payload.order, cursor=payload.cursor, limit=payload.limit)
 
     @acked(schemas.RoomUpdate)
     def on_room_update(self, connection, payload):

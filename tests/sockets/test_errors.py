@@ -13,7 +13,7 @@ from .conftest import drain, joined, public_room, received, sent, snapshot
 
 ACKED_EVENTS = ["rooms:list", "room:create", "room:join", "room:leave", "room:invite",
                 "message:send", "message:history", "message:edit", "message:delete",
-                "room:read", "dm:open"]
+                "room:read", "dm:open", "message:search"]
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +98,12 @@ CASES = [
     ("alice", "dm:open", {"user": "alice"}, "invalid", "user"),
     ("alice", "dm:open", {"user": 5}, "invalid", "user"),
     ("alice", "dm:open", {"user": "nobody"}, "not_found", "user"),
+    ("bob", "message:search", {"query": '" * :'}, "invalid", "query"),
+    ("bob", "message:search", {"query": "hi", "room": "nowhere"}, "not_found", "room"),
+    ("bob", "message:search", {"query": "hi", "author": "nobody"}, "not_found", "user"),
+    ("bob", "message:search", {"query": "hi", "cursor": "n1; DROP"}, "invalid", "cursor"),
+    ("bob", "message:search", {"query": "hi", "after": "2026-12-02", "before": "2026-12-01"},
+     "invalid", "payload"),
 ]
 
 
@@ -132,6 +138,7 @@ OUTSIDER_CASES = [
     ("room:leave", {"room": "secret"}),
     ("message:edit", {"id": "#secret", "body": "mine now"}),
     ("message:delete", {"id": "#secret"}),
+    ("message:search", {"query": "hello", "room": "secret"}),
 ]
 
 

@@ -57,10 +57,12 @@ def base_env(database_url: str, **extra: str) -> dict:
         "DEFAULT_ROOMS": "",
         "LOG_LEVEL": "info",
         # Every test client comes from 127.0.0.1 and the suites share a few
-        # accounts: the sign-up and heavy-read limits have their own tests
-        # (tests/e2e/test_throttles.py, tests/hardening/test_heavy_reads.py).
+        # accounts: the sign-up, heavy-read and search limits have their own
+        # tests (tests/e2e/test_throttles.py, tests/hardening/test_heavy_reads.py,
+        # tests/e2e/test_search.py).
         "SIGNUP_ADDRESS_RATE_LIMIT": "100000 per hour",
         "HEAVY_READ_RATE_LIMIT": "100000 per minute",
+        "SEARCH_RATE_LIMIT": "100000 per minute",
     })
     env.update(extra)
     return env

@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from app.extensions import db
 from app import models  # noqa: F401  (registers the tables on db.metadata)
+from app.models import is_search_object
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,9 +37,15 @@ def test_flask_db_upgrade_on_an_empty_database_gives_the_models_schema(tmp_path)
     try:
         with engine.connect() as connection:
             tables = set(inspect(connection).get_table_names())
-            assert tables == set(db.metadata.tables) | {"alembic_version"}
+            # The search index (an FTS5 table and its shadow tables) is the
+            # database's own: not mapped, and left out of the comparison.
+            search = {name for name in tables if is_search_object(name)}
+            assert "messages_fts" in search
+            assert tables - search == set(db.metadata.tables) | {"alembic_version"}
             context = MigrationContext.configure(connection, opts={
-                "compare_type": True, "compare_server_default": True})
+                "compare_type": True, "compare_server_default": True,
+                "include_name": lambda name, type_, parents: not (
+                    type_ in ("table", "index") and name and is_search_object(name))})
             assert compare_metadata(context, db.metadata) == []
     finally:
         engine.dispose()
@@ -153,3 +160,42 @@ def test_the_change_log_migration_starts_each_room_with_its_live_messages(tmp_pa
         "created_at": "2026-11-30T10:00:01.250Z", "edited_at": None, "client_id": "c3",
         "cursor": 2}
     assert counters == [("general", 2, 0), ("quiet", 0, 0)]
+
+
+def test_the_search_migration_indexes_the_live_messages_already_there(tmp_path):
+    database = tmp_path / "old.sqlite3"
+    assert flask_db_upgrade(database, "5b7e0c1d2a3f").returncode == 0
+    engine = create_engine(f"sqlite:///{database}")
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO users (id, username, username_key, password_hash, is_admin,"
+                " created_at, banned) VALUES (1, 'alice', 'alice', 'x', 0, '2026-12-01', 0)")
+            connection.exec_driver_sql(
+                "INSERT INTO rooms (id, slug, name, topic, private, is_dm, archived, created_at)"
+                " VALUES (1, 'general', 'General', '', 0, 0, 0, '2026-12-01')")
+            for message_id, body, deleted in ((1, "the release shipped", 0),
+                                              (2, "the release was deleted", 1),
+                                              (3, "nothing to see", 0)):
+                connection.exec_driver_sql(
+                    "INSERT INTO messages (id, room_id, user_id, client_id, body, created_at,"
+                    " deleted) VALUES (?, 1, 1, ?, ?, '2026-12-01', ?)",
+                    (message_id, f"c{message_id}", body, deleted))
+        result = flask_db_upgrade(database)
+        assert result.returncode == 0, result.stderr
+        with engine.begin() as connection:
+            def found(word):
+                return [row[0] for row in connection.exec_driver_sql(
+                    "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid",
+                    (f'"{word}"',))]
+            assert found("release") == [1]
+            # From here on the triggers keep it: a new message, an edit, a deletion.
+            connection.exec_driver_sql(
+                "INSERT INTO messages (id, room_id, user_id, client_id, body, created_at,"
+                " deleted) VALUES (4, 1, 1, 'c4', 'another release', '2026-12-02', 0)")
+            connection.exec_driver_sql("UPDATE messages SET body = 'a release' WHERE id = 3")
+            connection.exec_driver_sql("UPDATE messages SET deleted = 1 WHERE id = 1")
+            assert found("release") == [3, 4]
+            assert found("nothing") == []
+    finally:
+        engine.dispose()

@@ -11,6 +11,9 @@ import { personText } from "../lib/people.js";
 /** The first page of a room; older messages are fetched as the reader scrolls up. */
 const FIRST_PAGE = 50;
 const OLDER_PAGE = 50;
+/** A search result opens its room on this many messages around it. */
+const AROUND_PAGE = 50;
+const NEWER_PAGE = 50;
 /** Catch-up pages are as large as the contract allows: fewer round trips after a long gap. */
 const CATCH_UP_PAGE = 500;
 /** The events a room's change log carries: each has a `cursor` and arrives live or in catch-up. */
@@ -333,6 +336,8 @@ export class ChatController {
     const { store } = this;
     const room = store.room(slug);
     if (!room?.joined || slug !== store.activeSlug || !this.isReading()) return;
+    // Reading an older page (a search result) is not reading the latest.
+    if (room.shownUpTo !== null) return;
     if (!room.unread && room.readUpTo === room.maxId) return;
     const upTo = room.maxId;
     const ack = await call(this.socket, "room:read", { room: slug, last_read_id: upTo });
@@ -353,6 +358,56 @@ export class ChatController {
     this.store.addOlder(slug, ack);
   }
 
+  /** Below an older page (a search result opened): the next newer page. */
+  async loadNewer(slug) {
+    const room = this.store.room(slug);
+    if (!room || room.shownUpTo === null || room.loadingNewer || !room.joined) return;
+    room.loadingNewer = true;
+    this.store.notify("room", slug);
+    const after = room.shownUpTo;
+    const ack = await call(this.socket, "message:history", { room: slug, after, limit: NEWER_PAGE });
+    this.store.addNewer(slug, after, ack);
+  }
+
+  /** Leave an older page for the room's latest messages ("Jump to the latest"). */
+  async showLatest(slug) {
+    const room = this.store.room(slug);
+    if (!room || room.shownUpTo === null) return;
+    const ack = await call(this.socket, "message:history", { room: slug, limit: FIRST_PAGE });
+    this.store.showLatest(slug, ack);
+  }
+
+  // -- search --
+
+  /** `message:search`: a page of results (`cursor` from the previous page's `next`). */
+  searchMessages(payload) {
+    return call(this.socket, "message:search", payload);
+  }
+
+  /**
+   * Open a search result: its room (joining a public one the reader is not
+   * in), at the message, highlighted. A message not loaded yet brings the
+   * page around it (`message:history` `around`).
+   */
+  async openMessage(slug, id) {
+    const { store } = this;
+    let room = store.room(slug);
+    if (!room?.member || !room.joined) {
+      const ack = await this.joinRoom(slug);
+      if (!ack.ok) return ack;
+      room = store.room(slug);
+    }
+    const shown = room.messages.has(id) && (room.shownUpTo === null || id <= room.shownUpTo);
+    if (!shown) {
+      const ack = await call(this.socket, "message:history", { room: slug, around: id, limit: AROUND_PAGE });
+      if (!ack.ok) return ack;
+      store.applyAround(slug, ack);
+    }
+    this.selectRoom(slug);
+    store.setHighlight(slug, id);
+    return { ok: true };
+  }
+
   // -- writing --
 
   /** Show the message at once as pending, then send it; the ack confirms it. */
@@ -367,6 +422,9 @@ export class ChatController {
     };
     this.store.addPending(slug, pending);
     this.stopTyping();
+    // Written while an older page is shown (a search result): back to the
+    // latest messages, where this one will be.
+    if (this.store.room(slug)?.shownUpTo !== null) this.showLatest(slug);
     this.transmit(slug, pending.client_id);
   }
 

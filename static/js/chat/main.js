@@ -9,6 +9,7 @@ import { ChatController } from "./controller.js";
 import { mountDialogs } from "./dialogs.js";
 import { mountHeader } from "./header.js";
 import { mountMembers } from "./members.js";
+import { mountSearch } from "./search.js";
 import { mountSidebar, roomHref } from "./sidebar.js";
 import { ChatStore } from "./store.js";
 import { mountTimeline } from "./timeline.js";
@@ -156,6 +157,8 @@ mountHeader(store, controller);
 controller.onNotice = (text) => dialogs.toast(text);
 mountMembers(store, { openDm: (username) => dialogs.openDm(username) });
 mountComposer(store, controller, timeline);
+// A result opens its room at the message, which takes the focus (not the composer).
+mountSearch(store, controller, { afterOpen: () => closeDrawers({ restoreFocus: false }) });
 controller.start();
 
 // Buttons anywhere on the page say what they do with data-action.

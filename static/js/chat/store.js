@@ -45,6 +45,10 @@ export class Room {
     this.loaded = false;            // a first page has arrived
     this.hasOlder = false;
     this.loadingOlder = false;
+    // Opened at an older message (a search result): the messages shown end
+    // at this id until the newer ones are loaded; null when shown to the latest.
+    this.shownUpTo = null;
+    this.loadingNewer = false;
     this.cursor = null;             // the last change-log position applied; null before a first join
     this.catchingUp = false;        // a join or catch-up is in flight: live changes wait in `held`
     this.held = [];                 // [{event, data}] live changes that arrived meanwhile
@@ -87,6 +91,7 @@ export class ChatStore extends EventTarget {
     this.editing = null;            // {id, draft, error, saving}
     this.atBottom = true;
     this.announcementSeq = 0;
+    this.highlight = null;          // {slug, id, scrolled}: a search result opened in its room
   }
 
   notify(what, slug = null) {
@@ -244,6 +249,7 @@ export class ChatStore extends EventTarget {
     }
     this.activeSlug = slug;
     this.editing = null;
+    if (this.highlight && this.highlight.slug !== slug) this.highlight = null;
     const room = this.activeRoom();
     if (room) room.firstUnreadId = this.firstUnreadOf(room);
     this.atBottom = true;
@@ -307,7 +313,10 @@ export class ChatStore extends EventTarget {
       room.sortedCache = null;
       if (this.editing && !room.messages.has(this.editing.id)) this.editing = null;
     }
-    if (!catchUp || ack.reset) room.hasOlder = ack.has_more;
+    if (!catchUp || ack.reset) {
+      room.hasOlder = ack.has_more;
+      room.shownUpTo = null;
+    }
     room.loaded = true;
     this.addMessages(room, ack.messages);
     if (this.activeSlug === slug && room.firstUnreadId === null) room.firstUnreadId = this.firstUnreadOf(room);
@@ -340,6 +349,64 @@ export class ChatStore extends EventTarget {
     }
     if (added) room.sortedCache = null;
     return added;
+  }
+
+  /**
+   * A `message:history` `around` answer: the room shows that page (older
+   * ones load above as usual, newer ones below as the reader scrolls down).
+   * What was loaded stays known, so that nothing is fetched twice, but is not
+   * shown past the page until the newer pages join it up.
+   */
+  applyAround(slug, ack) {
+    const room = this.room(slug);
+    if (!room || !ack.ok) return;
+    // The page replaces what was shown: the room is contiguous from its
+    // first message to `shownUpTo`. Live messages still arrive and are kept
+    // (not shown) until the newer pages reach them.
+    room.messages = new Map();
+    room.sortedCache = null;
+    this.addMessages(room, ack.messages);
+    room.hasOlder = ack.has_more;
+    room.shownUpTo = ack.has_newer && ack.messages.length ? ack.messages[ack.messages.length - 1].id : null;
+    room.firstUnreadId = null;
+    room.newBelow = 0;
+    room.loadingNewer = false;
+    this.notify("room", slug);
+  }
+
+  /** A `message:history` `after` page below the one shown (`shownUpTo`). */
+  addNewer(slug, after, ack) {
+    const room = this.room(slug);
+    // Stale: the room went back to its latest messages (or opened another
+    // page) while this one was on its way.
+    if (!room || room.shownUpTo !== after) return;
+    room.loadingNewer = false;
+    if (ack.ok) {
+      this.addMessages(room, ack.messages);
+      const last = ack.messages.length ? ack.messages[ack.messages.length - 1].id : room.shownUpTo;
+      room.shownUpTo = ack.has_more ? last : null;
+    }
+    this.notify("room", slug);
+  }
+
+  /** Show the room to its latest message again: the live end, as when first opened. */
+  showLatest(slug, ack) {
+    const room = this.room(slug);
+    if (!room || !ack.ok) return;
+    const keep = ack.messages.length ? ack.messages[0].id : 0;
+    room.messages = new Map([...room.messages].filter(([id]) => id >= keep));
+    room.sortedCache = null;
+    this.addMessages(room, ack.messages);
+    room.hasOlder = ack.has_more;
+    room.shownUpTo = null;
+    room.loadingNewer = false;
+    if (this.highlight?.slug === slug) this.highlight = null;
+    this.notify("room", slug);
+  }
+
+  setHighlight(slug, id) {
+    this.highlight = { slug, id, scrolled: false };
+    this.notify("room", slug);
   }
 
   addOlder(slug, ack) {

@@ -102,10 +102,18 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     const oldest = room.oldestId();
     const prepended = !switching && renderedOldest !== null && oldest !== null && oldest < renderedOldest;
     const divider = switching ? list.querySelector(".unread-divider") : null;
-    if (divider && divider.offsetTop > scroller.clientHeight / 2) {
+    const highlight = store.highlight?.slug === room.slug && !store.highlight.scrolled
+      ? list.querySelector(`li.msg[data-id="${store.highlight.id}"]`) : null;
+    if (highlight) {
+      // A search result: the message in the middle of the screen.
+      store.highlight.scrolled = true;
+      highlight.scrollIntoView({ block: "center" });
+      highlight.tabIndex = -1;
+      highlight.focus({ preventScroll: true });
+    } else if (divider && divider.offsetTop > scroller.clientHeight / 2) {
       // Open where the reader left off: the first unread message near the top.
       scroller.scrollTop = divider.offsetTop - 64;
-    } else if (switching || stickToBottom || wasAtBottom) {
+    } else if (stickToBottom || ((switching || wasAtBottom) && room.shownUpTo === null)) {
       scroller.scrollTop = scroller.scrollHeight;
     } else if (prepended) {
       // Older messages went in above: keep the reader's place.
@@ -122,6 +130,11 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     if (room.hasOlder && !room.loadingOlder && scroller.scrollHeight <= scroller.clientHeight + LOAD_OLDER_MARGIN_PX) {
       controller.loadOlder(room.slug);
     }
+    // Likewise below an older page that ends on the screen.
+    if (room.shownUpTo !== null && !room.loadingNewer
+      && scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < LOAD_OLDER_MARGIN_PX) {
+      controller.loadNewer(room.slug);
+    }
   }
 
   function focusList() {
@@ -136,7 +149,8 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
       if (bottom) controller.caughtUp();
     }
     const distance = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight;
-    jump.hidden = bottom || (!room.newBelow && distance < scroller.clientHeight);
+    // On an older page the button leads back to the latest messages.
+    jump.hidden = room.shownUpTo === null && (bottom || (!room.newBelow && distance < scroller.clientHeight));
     jumpText.textContent = room.newBelow
       ? `${room.newBelow} new message${room.newBelow === 1 ? "" : "s"}`
       : "Jump to the latest";
@@ -149,7 +163,11 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     const label = store.roomLabel(room);
     // A deleted message leaves the list live as it does from history (which
     // never holds it): the store keeps it only so that a page cannot bring it back.
-    const shown = room.sorted().filter((message) => !message.deleted);
+    // Opened at an older message (a search result): up to the page's end,
+    // until the newer pages are loaded.
+    const upTo = room.shownUpTo;
+    const shown = room.sorted().filter((message) => !message.deleted && (upTo === null || message.id <= upTo));
+    const highlighted = store.highlight?.slug === room.slug ? store.highlight.id : null;
     const empty = shown.length === 0 && room.pending.size === 0;
     if (room.hasOlder) {
       items.push({ key: "older", sig: String(room.loadingOlder), build: () => olderRow(room) });
@@ -194,12 +212,14 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
         const edit = editing && editing.id === message.id ? editing : null;
         // The author as last heard of: a new display name redraws their messages.
         const author = store.person(message.user);
+        const highlight = message.id === highlighted;
         const sig = JSON.stringify([message.body, message.edited_at, Boolean(message.deleted), continued,
-          canEdit, canDelete, edit ? [edit.saving, edit.error?.message ?? ""] : null, author.display_name]);
+          canEdit, canDelete, edit ? [edit.saving, edit.error?.message ?? ""] : null, author.display_name,
+          highlight]);
         items.push({
           key: `m:${message.id}`,
           sig,
-          build: () => messageRow(message, author, { continued, mine, canEdit, canDelete, edit }),
+          build: () => messageRow(message, author, { continued, mine, canEdit, canDelete, edit, highlight }),
         });
       } else {
         const pending = entry.pending;
@@ -207,7 +227,20 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
         items.push({ key: `p:${pending.client_id}`, sig, build: () => pendingRow(room, pending, continued) });
       }
     }
+    if (upTo !== null) {
+      items.push({ key: "newer", sig: String(room.loadingNewer), build: () => newerRow(room) });
+    }
     return items;
+  }
+
+  function newerRow(room) {
+    const content = room.loadingNewer
+      ? h("div", { class: "timeline-loading", role: "status" }, h("span", { class: "spinner", "aria-hidden": "true" }),
+        "Loading newer messages…")
+      : h("div", { class: "timeline-loading" }, h("button", {
+        type: "button", class: "button button--small", onclick: () => controller.loadNewer(room.slug),
+      }, "Load newer messages"));
+    return h("li", { class: "timeline-bottom" }, content);
   }
 
   function olderRow(room) {
@@ -238,9 +271,10 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     return h("time", { datetime: date.toISOString(), title: fullDateTime(date) }, timeOfDay(date));
   }
 
-  function messageRow(message, author, { continued, mine, canEdit, canDelete, edit }) {
+  function messageRow(message, author, { continued, mine, canEdit, canDelete, edit, highlight }) {
     const created = parseTime(message.created_at);
     const classes = ["msg"];
+    if (highlight) classes.push("msg--highlight");
     if (continued) classes.push("msg--continued");
     if (mine) classes.push("msg--mine");
     if (edit) classes.push("msg--editing");
@@ -375,10 +409,19 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     if (scroller.scrollTop < LOAD_OLDER_MARGIN_PX && room.hasOlder && !room.loadingOlder) {
       controller.loadOlder(room.slug);
     }
+    const below = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight;
+    if (below < LOAD_OLDER_MARGIN_PX && room.shownUpTo !== null && !room.loadingNewer) {
+      controller.loadNewer(room.slug);
+    }
     updateScrollState(room);
   }, { passive: true });
 
-  jump.addEventListener("click", () => {
+  jump.addEventListener("click", async () => {
+    const opened = store.activeRoom();
+    if (opened && opened.shownUpTo !== null) {
+      stickToBottom = true;
+      await controller.showLatest(opened.slug);
+    }
     scroller.scrollTop = scroller.scrollHeight;
     const room = store.activeRoom();
     if (room) updateScrollState(room);
