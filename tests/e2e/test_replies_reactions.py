@@ -7,12 +7,14 @@ and in history alike.
 """
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
 import requests
 
-from tests.support.server import TEST_PASSWORD
+from tests.support.server import TEST_PASSWORD, sign_in
+from tests.support.sse import Feed
 
 from .conftest import BOTH_DATABASES
 
@@ -298,6 +300,26 @@ def test_reacting_in_a_public_room_needs_membership_and_a_private_room_is_not_re
         "id", "no such message")
     assert bob.call("reaction:add", {"id": 2**62, "emoji": "👍"}) == not_found(
         "id", "no such message")
+
+
+def test_the_sse_feed_resumed_after_an_id_carries_reactions_and_unquoted_replies(server, pair):
+    alice, bob, room, _ = pair
+    original = alice.send(room, "feed me")
+    cursor = cursor_of(bob, room)
+    answer = reply(bob, room, "fed", original["id"])["message"]
+    bob.ok("reaction:add", {"id": answer["id"], "emoji": "👍"})
+    alice.ok("message:delete", {"id": original["id"]})
+    alice.wait_for("message:deleted", lambda e: e["id"] == original["id"])
+    feed = Feed(f"{server.url}/api/v1/rooms/{room}/events", sign_in(server.url, "alice"),
+                last_event_id=str(cursor)).open()
+    try:
+        events = feed.wait_for_count(3)
+    finally:
+        feed.close()
+    assert [e.event for e in events] == ["message", "reaction:updated", "message:deleted"]
+    assert json.loads(events[0].data)["reply_to"] == {
+        "id": original["id"], "author": None, "excerpt": None, "deleted": True}
+    assert json.loads(events[1].data)["count"] == 1
 
 
 # -- REST ------------------------------------------------------------------------------
