@@ -140,6 +140,7 @@ def test_the_quote_jumps_to_the_original_loading_older_history_and_highlights_it
     expect(target).to_be_in_viewport()
     expect(target).to_have_class(re.compile(r"\bmsg--highlight\b"))
     expect(target).to_be_focused()
+    screenshot(page, "reply-jumped-to-original")
 
 
 def test_a_reply_whose_original_is_deleted_shows_it_deleted_live(people):
@@ -163,6 +164,7 @@ def test_a_reply_whose_original_is_deleted_shows_it_deleted_live(people):
     for page in (alice, bob):
         quote = row(page, "No worries").locator(".msg-quote")
         expect(quote).to_have_text("Original message deleted")
+    screenshot(bob, "reply-to-deleted")
     # After a reload, history says the same.
     bob.reload()
     bob.locator("#sidebar .nav-item", has_text=room).click()
