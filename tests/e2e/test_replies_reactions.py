@@ -13,10 +13,10 @@ import uuid
 import pytest
 import requests
 
-from tests.support.server import TEST_PASSWORD, sign_in
+from tests.support.server import TEST_PASSWORD, sign_in, wait_until
 from tests.support.sse import Feed
 
-from .conftest import BOTH_DATABASES
+from .conftest import BOTH_DATABASES, NS
 
 pytestmark = pytest.mark.e2e
 
@@ -268,6 +268,44 @@ def test_a_message_carries_at_most_twenty_different_emoji(pair):
     reactions = history(bob, room)[message["id"]]["reactions"]
     assert [r["emoji"] for r in reactions] == DISTINCT[:20]
     assert reactions[0] == {"emoji": DISTINCT[0], "count": 2, "me": True}
+
+
+@BOTH_DATABASES
+def test_concurrent_reactions_keep_exact_counts_and_the_cap(pair, peers):
+    # Four connections (two per person) at once: every accepted add is one
+    # reaction:updated whose count is exact at its position, and the cap of
+    # 20 different emoji holds although the adds race for its last places.
+    alice, bob, room, _ = pair
+    message = alice.send(room, "race")
+    for emoji in DISTINCT[:18]:
+        alice.ok("reaction:add", {"id": message["id"], "emoji": emoji})
+    racers = [alice, bob, peers("alice"), peers("bob")]
+    for racer in racers[2:]:
+        racer.ok("room:join", {"room": room})
+    cursor = cursor_of(bob, room)
+    acks: list[dict] = []
+    wanted = [("👍", racers[0]), ("👍", racers[1]), ("🎉", racers[2]), ("🎉", racers[3]),
+              ("🚀", racers[0]), ("🚀", racers[1]), ("🌮", racers[2]), ("🌮", racers[3]),
+              ("👍", racers[2]), ("👍", racers[3]), ("🎉", racers[0]), ("🎉", racers[1])]
+    for emoji, racer in wanted:
+        racer.sio.emit("reaction:add", {"id": message["id"], "emoji": emoji}, namespace=NS,
+                       callback=acks.append)
+    wait_until(lambda: len(acks) == len(wanted), 20, message="every add acked")
+    refused = [a for a in acks if not a["ok"]]
+    assert all(a["error"]["code"] == "conflict" for a in refused)
+    changes = catch_up(bob, room, cursor)
+    counts: dict[str, int] = {}
+    for change in changes:
+        data = change["data"]
+        assert change["event"] == "reaction:updated" and data["added"] is True
+        counts[data["emoji"]] = counts.get(data["emoji"], 0) + 1
+        assert data["count"] == counts[data["emoji"]]
+    reactions = history(bob, room)[message["id"]]["reactions"]
+    assert len(reactions) == 20
+    assert {r["emoji"]: r["count"] for r in reactions[18:]} == counts
+    # alice and bob each at most once per emoji: their second connection's
+    # add of the same emoji was a no-op, not a second reaction.
+    assert all(count <= 2 for count in counts.values())
 
 
 @BOTH_DATABASES
