@@ -132,3 +132,14 @@ def test_a_reply_costs_the_send_one_statement_more(app, auth):
     plain = statements_for({"body": "plain", "client_id": "p1"})
     assert statements_for({"body": "reply", "client_id": "p2",
                            "reply_to": original["id"]}) == plain + 1
+
+
+def test_a_reply_to_no_such_message_spends_none_of_the_send_limit(app, auth):
+    # The send limit is 20 in 2 seconds: 25 refused replies, then sends still pass.
+    alice = auth.socket("alice")
+    public_room(alice)
+    for n in range(25):
+        ack = call(alice, "message:send", {"room": "general", "body": "answer",
+                                           "client_id": f"x{n}", "reply_to": 10**9})
+        assert ack["error"]["code"] == "not_found" and ack["error"]["field"] == "reply_to"
+    assert sent(alice, "general", "still allowed")["reply_to"] is None
