@@ -192,7 +192,9 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer,
         previous = null;
       }
       const authorId = entry.message ? entry.message.user.id : me.id;
-      const continued = Boolean(previous && previous.authorId === authorId
+      // A reply starts a group of its own, so its quote sits under a header.
+      const replying = Boolean((entry.message || entry.pending).reply_to);
+      const continued = Boolean(previous && previous.authorId === authorId && !replying
         && entry.time - previous.time < GROUP_GAP_MS);
       previous = { authorId, time: entry.time };
 
