@@ -140,6 +140,14 @@ class Config:
     # page; a person searches a few times a minute (the web page asks once
     # per Enter), and 30 a minute holds a script to one every two seconds.
     SEARCH_RATE_LIMIT = os.environ.get("SEARCH_RATE_LIMIT", "30 per minute")
+    # reaction:add and reaction:remove per user (each reaches every joined
+    # connection of the room). A person clicks a few chips a minute and
+    # toggles one back and forth at most a few times a second; 30 in 10
+    # seconds lets that through and holds a script to 3 broadcasts a second.
+    REACTION_RATE_LIMIT = os.environ.get("REACTION_RATE_LIMIT", "30 per 10 seconds")
+    # Distinct emoji on one message: a reaction bar past 20 chips is no
+    # longer read, and it bounds what every Message carries.
+    REACTIONS_PER_MESSAGE_MAX = _int("REACTIONS_PER_MESSAGE_MAX", 20)
     # At most one "typing: true" per user and room is passed on in this many
     # seconds (and "false" only after a "true"). The web client refreshes
     # every 3 s and its notices last 6 s, so a person's every refresh gets

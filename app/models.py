@@ -1,5 +1,5 @@
 """The chat's stored state: users and their sign-in sessions, rooms,
-memberships, messages, the rooms' change log, announcements, and the moderators'
+memberships, messages and their reactions, the rooms' change log, announcements, and the moderators'
 audit log."""
 from __future__ import annotations
 
@@ -146,6 +146,9 @@ class Message(db.Model):
         UniqueConstraint("user_id", "client_id", name="uq_messages_user_client_id"),
         # History and catch-up read a room's messages by id.
         Index("ix_messages_room_id_id", "room_id", "id"),
+        # Deleting a message finds the replies that quote it (their log
+        # entries lose the quoted text).
+        Index("ix_messages_reply_to_id", "reply_to_id"),
         {"sqlite_autoincrement": True},  # ids only grow, even after deletes
     )
 
@@ -158,6 +161,24 @@ class Message(db.Model):
     edited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The message of the same room this one answers. No foreign key: messages
+    # are only ever soft-deleted (a room's go with it), and a plain column
+    # is added to SQLite without rebuilding the table.
+    reply_to_id: Mapped[int | None] = mapped_column(BigId)
+
+
+class Reaction(db.Model):
+    """One user's emoji on one message: at most one per user, emoji and message."""
+
+    __tablename__ = "message_reactions"
+
+    message_id: Mapped[int] = mapped_column(BigId, ForeignKey("messages.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True, index=True)
+    # A fully-qualified emoji (app/services/reactions.py): at most 10 code points.
+    emoji: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 # -- full-text search over messages (app/services/search.py) ----------------------

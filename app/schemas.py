@@ -92,6 +92,8 @@ class RoomRemove(RoomRef):
 class MessageSend(RoomRef):
     body: Text
     client_id: Annotated[str, Field(min_length=1, max_length=64), Storable]
+    # The id of the message of the same room this one answers.
+    reply_to: MessageId | None = None
 
 
 class OneDirection(BaseModel):
@@ -130,6 +132,13 @@ class MessageEdit(Payload):
 
 class MessageRef(Payload):
     id: MessageId
+
+
+class ReactionChange(Payload):
+    """``reaction:add`` and ``reaction:remove``: which emoji is checked by the service."""
+
+    id: MessageId
+    emoji: Annotated[str, Field(min_length=1, max_length=64), Storable]
 
 
 class RoomRead(RoomRef):
@@ -337,6 +346,18 @@ class MessageBody(Payload):
     body: Text
 
 
+class MessageCreate(MessageBody):
+    """``POST /api/v1/rooms/<slug>/messages``: a body, and the message it replies to."""
+
+    reply_to: MessageId | None = None
+
+
+class ReactionBody(Payload):
+    """``POST /api/v1/messages/<id>/reactions``."""
+
+    emoji: Annotated[str, Field(min_length=1, max_length=64), Storable]
+
+
 class ReadMarker(Payload):
     last_read_id: Cursor
 
@@ -389,6 +410,21 @@ class RoomShape(Shape):
     unread: int | None = Field(default=None, description="only where the caller is a member")
 
 
+class QuoteShape(Shape):
+    id: int = Field(description="the id of the message replied to")
+    author: UserShape | None = Field(description="null once the original is deleted")
+    excerpt: str | None = Field(description="the start of the original's text (100 "
+                                            "characters, whitespace runs as one space); "
+                                            "null once it is deleted")
+    deleted: bool
+
+
+class ReactionShape(Shape):
+    emoji: str
+    count: int = Field(description="how many people reacted with it")
+    me: bool = Field(description="whether the caller is one of them")
+
+
 class MessageShape(Shape):
     id: int
     room: str = Field(description="the room's slug")
@@ -397,6 +433,8 @@ class MessageShape(Shape):
     created_at: str
     edited_at: str | None
     client_id: str
+    reply_to: QuoteShape | None = Field(description="the message this one replies to")
+    reactions: list[ReactionShape] = Field(description="in the order first given")
 
 
 class RoomsReply(Shape):

@@ -12,7 +12,7 @@ import uuid
 from flask import request
 
 from .. import metrics, schemas
-from ..services import messages, rooms, search, tokens
+from ..services import messages, reactions, rooms, search, tokens
 from ..services.connections import live
 from . import route
 
@@ -110,20 +110,23 @@ def history(actor, slug: str, query: schemas.HistoryQuery):
     return {"messages": page, "has_more": has_more}
 
 
-@route("POST", "/api/v1/rooms/<slug>/messages", body=schemas.MessageBody,
+@route("POST", "/api/v1/rooms/<slug>/messages", body=schemas.MessageCreate,
        reply=schemas.MessageReply, status=201,
        headers={IDEMPOTENCY_KEY: "the message's client_id (1 to 64 characters): sending "
                                  "again with the same key stores nothing new and answers "
                                  "the same message. Without it the server picks one."},
-       summary="Send a message (message:send): stored and broadcast to the room's sockets; "
-               "spends the same rate limit as the socket.")
-def send_message(actor, slug: str, body: schemas.MessageBody):
+       summary="Send a message (message:send), optionally replying to another message of "
+               "the room (reply_to): stored and broadcast to the room's sockets; spends the "
+               "same rate limit as the socket.")
+def send_message(actor, slug: str, body: schemas.MessageCreate):
     client_id = request.headers.get(IDEMPOTENCY_KEY) or uuid.uuid4().hex
     payload = schemas.parse(schemas.MessageSend,
-                            {"room": slug, "body": body.body, "client_id": client_id})
+                            {"room": slug, "body": body.body, "client_id": client_id,
+                             "reply_to": body.reply_to})
     room = rooms.member_room(actor, payload.room)
     with metrics.send_timer():
-        message = messages.send(actor, room, payload.body, payload.client_id)
+        message = messages.send(actor, room, payload.body, payload.client_id,
+                                payload.reply_to)
     return {"message": message}
 
 
@@ -158,6 +161,19 @@ def search_messages(actor, query: schemas.SearchQuery):
     return search.search(actor, query.q, room=query.room, author=query.author,
                          before=query.before, after=query.after, order=query.order,
                          cursor=query.cursor, limit=query.limit)
+@route("POST", "/api/v1/messages/<int:message_id>/reactions", body=schemas.ReactionBody,
+       status=204, summary="React to a message with an emoji (reaction:add); adding one "
+                           "already given changes nothing.")
+def add_reaction(actor, message_id: int, body: schemas.ReactionBody):
+    reactions.add(actor, _message_id(message_id), body.emoji)
+
+
+@route("DELETE", "/api/v1/messages/<int:message_id>/reactions/<emoji>", status=204,
+       summary="Take back the caller's reaction (reaction:remove); the emoji percent-encoded "
+               "in the path. Removing one not given changes nothing.")
+def remove_reaction(actor, message_id: int, emoji: str):
+    reactions.remove(actor, _message_id(message_id),
+                     schemas.parse(schemas.ReactionBody, {"emoji": emoji}).emoji)
 
 
 # -- direct messages -------------------------------------------------------------------

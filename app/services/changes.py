@@ -1,10 +1,10 @@
 """The rooms' change log, and the outbox that publishes a transaction's changes after commit.
 
-Every change a client can see (a message sent, edited or deleted; a room
-renamed, its topic changed, archived or reopened; a member added or gone) is
-``record``-ed by the service that makes it, inside its transaction: the
-room's counter gives it the next position, a ``room_changes`` row keeps it,
-and the outgoing event waits in the session's outbox. After the commit, the
+Every change a client can see (a message sent, edited or deleted; a reaction
+added or removed; a room renamed, its topic changed, archived or reopened; a
+member added or gone) is ``record``-ed by the service that makes it, inside
+its transaction: the room's counter gives it the next position, a
+``room_changes`` row keeps it, and the outgoing event waits in the session's outbox. After the commit, the
 outbox is published once (Socket.IO rooms and the SSE hub, through
 ``app.events``); a rollback, or a session closed without a commit, discards
 it. Services never emit: whatever else must only happen after the commit
@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from .. import events
 from ..extensions import db
-from ..models import Room, RoomChange, utcnow
+from ..models import Message, Room, RoomChange, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,30 @@ def forget_message(room_id: int, message_id: int) -> None:
     """
     db.session.connection().execute(_FORGET_MESSAGE,
                                     {"room_id": room_id, "message_id": message_id})
+
+
+def unquote(room_id: int, message_id: int, stub: dict) -> None:
+    """Compaction for replies: log entries of messages that quote ``message_id`` get
+    ``stub`` (``"deleted": true``, no text) as their ``reply_to``.
+
+    Called in the deleting transaction, as ``forget_message``: catch-up and
+    the SSE feed then never serve the deleted text inside a reply either.
+    Replies are found by ``messages.reply_to_id`` (indexed).
+    """
+    messages = Message.__table__
+    connection = db.session.connection()
+    rows = connection.execute(
+        select(_changes.c.position, _changes.c.payload)
+        .where(_changes.c.room_id == room_id,
+               _changes.c.event.in_(("message", "message:updated")),
+               _changes.c.message_id.in_(
+                   select(messages.c.id).where(messages.c.reply_to_id == message_id)))).all()
+    for position, payload in rows:
+        data = json.loads(payload)
+        data["reply_to"] = stub
+        connection.execute(update(_changes).where(_changes.c.room_id == room_id,
+                                                  _changes.c.position == position)
+                           .values(payload=_dumps(data)))
 
 
 def after_commit(action: Callable[[], object]) -> None:

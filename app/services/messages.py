@@ -1,21 +1,27 @@
-"""Messages: send (durable and idempotent), history, edit, delete."""
+"""Messages: send (durable and idempotent), history, edit, delete; how a message reads
+(with the message it replies to and its reactions)."""
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, case, delete as delete_rows, func, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from .. import metrics
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..extensions import db
-from ..models import Message, Room, User, isoformat, utcnow
+from ..models import Message, Reaction, Room, User, isoformat, utcnow
 from . import Actor, changes
 from .ratelimit import limits
 from .rooms import RoomRef, _is_admin, _is_member, can_see, check_writable, member_room
 from .text import is_blank
 
+# A reply quotes the start of the original, whitespace runs as one space.
+REPLY_EXCERPT_LENGTH = 100
 
-def message_to_public(message: Message, slug: str, user: dict) -> dict:
+
+def message_to_public(message: Message, slug: str, user: dict, *,
+                      reply_to: dict | None = None, reactions: list | tuple = ()) -> dict:
     return {
         "id": message.id,
         "room": slug,
@@ -24,7 +30,84 @@ def message_to_public(message: Message, slug: str, user: dict) -> dict:
         "created_at": isoformat(message.created_at),
         "edited_at": isoformat(message.edited_at),
         "client_id": message.client_id,
+        "reply_to": reply_to,
+        "reactions": list(reactions),
     }
+
+
+def excerpt(body: str) -> str:
+    return " ".join(body.split())[:REPLY_EXCERPT_LENGTH]
+
+
+def quote(original_id: int | None, *, deleted: bool, body: str | None,
+          author: dict | None) -> dict | None:
+    """The ``reply_to`` of a message answering ``original_id`` (None: it answers nothing).
+
+    An original that is deleted (or gone) is quoted without its author or text.
+    """
+    if original_id is None:
+        return None
+    if deleted or body is None:
+        return {"id": original_id, "author": None, "excerpt": None, "deleted": True}
+    return {"id": original_id, "author": author, "excerpt": excerpt(body), "deleted": False}
+
+
+def reactions_of(message_ids: list[int], viewer_id: int | None) -> dict[int, list[dict]]:
+    """Each message's reactions, ``[{"emoji", "count", "me"}]`` in the order they were
+    first given: one query for a whole page. ``me``: whether ``viewer_id`` is among them.
+    """
+    if not message_ids:
+        return {}
+    mine = func.sum(case((Reaction.user_id == (viewer_id or 0), 1), else_=0))
+    first = func.min(Reaction.created_at)
+    rows = db.session.execute(
+        select(Reaction.message_id, Reaction.emoji, func.count(), mine)
+        .where(Reaction.message_id.in_(message_ids))
+        .group_by(Reaction.message_id, Reaction.emoji)
+        .order_by(Reaction.message_id, first, Reaction.emoji)).all()
+    found: dict[int, list[dict]] = {}
+    for message_id, emoji, count, me in rows:
+        found.setdefault(message_id, []).append({"emoji": emoji, "count": count, "me": bool(me)})
+    return found
+
+
+def as_broadcast(reactions: list[dict]) -> list[dict]:
+    """Reactions as a live event carries them: the same for every receiver, so no ``me``."""
+    return [{"emoji": r["emoji"], "count": r["count"]} for r in reactions]
+
+
+def author(uid, name, bot, shown) -> dict:
+    return {"id": uid, "username": name, "bot": bot, "display_name": shown}
+
+
+_Original = aliased(Message, name="original")
+_OriginalAuthor = aliased(User, name="original_author")
+
+
+def with_quotes(query):
+    """``query`` over Message, joined to what each message replies to (one query, no N+1)."""
+    return (query.add_columns(_Original.deleted, _Original.body, _OriginalAuthor.id,
+                              _OriginalAuthor.username, _OriginalAuthor.is_bot,
+                              _OriginalAuthor.display_name)
+            .outerjoin(_Original, _Original.id == Message.reply_to_id)
+            .outerjoin(_OriginalAuthor, _OriginalAuthor.id == _Original.user_id))
+
+
+def quote_of(message: Message, deleted, body, uid, name, bot, shown) -> dict | None:
+    return quote(message.reply_to_id, deleted=bool(deleted), body=body,
+                 author=author(uid, name, bot, shown) if uid is not None else None)
+
+
+def one_message(message: Message, slug: str, viewer_id: int | None) -> dict:
+    """A single stored message as ``viewer_id`` reads it now (a replayed send, an edit)."""
+    uid, name, bot, shown, *original = db.session.execute(
+        with_quotes(select(User.id, User.username, User.is_bot, User.display_name)
+                     .select_from(Message)
+                     .join(User, User.id == Message.user_id))
+        .where(Message.id == message.id)).one()
+    reactions = reactions_of([message.id], viewer_id).get(message.id, [])
+    return message_to_public(message, slug, author(uid, name, bot, shown),
+                             reply_to=quote_of(message, *original), reactions=reactions)
 
 
 def check_body(body: str) -> str:
@@ -42,16 +125,19 @@ def clamp_limit(limit: int | None) -> int:
 
 
 def page(room: Room | RoomRef, *, before: int | None, after: int | None,
-         limit: int | None) -> tuple[list[dict], bool]:
+         limit: int | None, viewer_id: int | None = None) -> tuple[list[dict], bool]:
     """One page of a room's live messages, ascending by id, and ``has_more``.
 
     ``after``: the first messages past that id (catch-up; more may follow).
     ``before`` or neither: the latest messages before it (older may remain).
+    Each message carries what it replies to (read now: a deleted original
+    reads as deleted) and its reactions, ``me`` meaning ``viewer_id``'s: two
+    queries for the whole page.
     """
     limit = clamp_limit(limit)
-    query = (select(Message, User.id, User.username, User.is_bot, User.display_name)
-             .join(User, User.id == Message.user_id)
-             .where(Message.room_id == room.id, Message.deleted.is_(False)))
+    query = with_quotes(select(Message, User.id, User.username, User.is_bot, User.display_name)
+                         .join(User, User.id == Message.user_id)
+                         .where(Message.room_id == room.id, Message.deleted.is_(False)))
     if after is not None:
         query = query.where(Message.id > after).order_by(Message.id.asc())
     else:
@@ -63,12 +149,15 @@ def page(room: Room | RoomRef, *, before: int | None, after: int | None,
     rows = rows[:limit]
     if after is None:
         rows.reverse()
-    return [message_to_public(m, room.slug, {"id": uid, "username": name, "bot": bot,
-                                             "display_name": shown})
-            for m, uid, name, bot, shown in rows], has_more
+    reactions = reactions_of([row[0].id for row in rows], viewer_id)
+    return [message_to_public(m, room.slug, author(uid, name, bot, shown),
+                              reply_to=quote_of(m, *original),
+                              reactions=reactions.get(m.id, ()))
+            for m, uid, name, bot, shown, *original in rows], has_more
 
 
-def page_around(room: Room | RoomRef, message_id: int, limit: int | None) -> dict:
+def page_around(room: Room | RoomRef, message_id: int, limit: int | None,
+                viewer_id: int | None = None) -> dict:
     """The page of ``room`` centred on ``message_id``, ascending by id.
 
     Half the page (rounded down) is older than the message; the message, if
@@ -77,16 +166,17 @@ def page_around(room: Room | RoomRef, message_id: int, limit: int | None) -> dic
     reader fetches with ``after`` the last id.
     """
     limit = clamp_limit(limit)
-    older, has_more = page(room, before=message_id, after=None, limit=max(limit // 2, 1))
+    older, has_more = page(room, before=message_id, after=None, limit=max(limit // 2, 1),
+                           viewer_id=viewer_id)
     newer, has_newer = page(room, before=None, after=message_id - 1,
-                            limit=max(limit - len(older), 1))
+                            limit=max(limit - len(older), 1), viewer_id=viewer_id)
     return {"messages": older + newer, "has_more": has_more, "has_newer": has_newer}
 
 
 def history(actor: Actor, slug: str, *, before: int | None = None,
             after: int | None = None, limit: int | None = None) -> tuple[list[dict], bool]:
     room = member_room(actor, slug)
-    return page(room, before=before, after=after, limit=limit)
+    return page(room, before=before, after=after, limit=limit, viewer_id=actor.id)
 
 
 def history_around(actor: Actor, slug: str, message_id: int, limit: int | None = None) -> dict:
@@ -103,16 +193,18 @@ def history_reply(actor: Actor, slug: str, *, before: int | None = None,
     """
     room = member_room(actor, slug)
     if cursor is not None:
-        return catch_up(room, cursor, limit)
+        return catch_up(room, cursor, limit, viewer_id=actor.id)
     # Read before the page: every change up to it is reflected in the page.
     position = changes.current_position(room.id)
     if around is not None:
-        return {**page_around(room, around, limit), "cursor": position}
-    messages, has_more = page(room, before=before, after=after, limit=limit)
+        return {**page_around(room, around, limit, viewer_id=actor.id), "cursor": position}
+    messages, has_more = page(room, before=before, after=after, limit=limit,
+                              viewer_id=actor.id)
     return {"messages": messages, "has_more": has_more, "cursor": position}
 
 
-def catch_up(room: Room | RoomRef, cursor: int, limit: int | None) -> dict:
+def catch_up(room: Room | RoomRef, cursor: int, limit: int | None, *,
+             viewer_id: int | None = None) -> dict:
     """Every change of ``room`` after ``cursor``, a page at a time.
 
     ``{"changes": [{"event", "data"}...], "has_more", "cursor", "messages": []}``;
@@ -122,7 +214,8 @@ def catch_up(room: Room | RoomRef, cursor: int, limit: int | None) -> dict:
     """
     result = changes.after(room.id, cursor, clamp_limit(limit))
     if result.reset:
-        messages, has_more = page(room, before=None, after=None, limit=limit)
+        messages, has_more = page(room, before=None, after=None, limit=limit,
+                                  viewer_id=viewer_id)
         return {"reset": True, "changes": [], "messages": messages, "has_more": has_more,
                 "cursor": result.cursor}
     return {"changes": result.changes, "messages": [], "has_more": result.has_more,
@@ -159,23 +252,39 @@ def _replay(message: Message, room: RoomRef) -> dict:
     if message.deleted:
         raise NotFound("the message sent with this client_id has been deleted",
                        field="client_id")
-    return _existing_reply(message)
+    return one_message(message, room.slug, message.user_id)
 
 
-def _existing_reply(message: Message) -> dict:
-    slug = db.session.execute(select(Room.slug).where(Room.id == message.room_id)).scalar_one()
-    return message_to_public(message, slug, _author(message.user_id))
+_ORIGINAL = (select(_messages.c.room_id, _messages.c.deleted, _messages.c.body,
+                    User.__table__.c.id, User.__table__.c.username, User.__table__.c.is_bot,
+                    User.__table__.c.display_name)
+             .join(User.__table__, User.__table__.c.id == _messages.c.user_id)
+             .where(_messages.c.id == bindparam("id")))
 
 
-def _author(user_id: int) -> dict:
-    return db.session.get(User, user_id).to_public()
+def _quote_for(room: RoomRef, reply_to: int) -> dict:
+    """What a new reply quotes: a live message of the same room, else ``not_found``.
+
+    Read under the room's lock (after ``take_position``): a deletion of the
+    original either committed before (and is seen here) or waits for this
+    send and then finds the reply to unquote.
+    """
+    row = db.session.connection().execute(_ORIGINAL, {"id": reply_to}).first()
+    if row is None or row.room_id != room.id or row.deleted:
+        raise NotFound("no such message in this room to reply to", field="reply_to")
+    return quote(reply_to, deleted=False, body=row.body,
+                 author=author(row.id, row.username, row.is_bot, row.display_name))
 
 
-def send(actor: Actor, room: RoomRef, body: str, client_id: str) -> dict:
+def send(actor: Actor, room: RoomRef, body: str, client_id: str,
+         reply_to: int | None = None) -> dict:
     """Store a message and broadcast it; the same ``client_id`` acks the same message.
 
     The reply is returned only after the commit; the broadcast follows it.
     ``room`` must come from ``member_room`` (or a connection that joined it).
+    ``reply_to``: the id of a live message of the same room that this one
+    answers (``not_found`` otherwise; then the send's rate-limit unit is
+    given back, as for any send refused before storing).
     """
     body = check_body(body)
     check_writable(room)
@@ -197,14 +306,20 @@ def send(actor: Actor, room: RoomRef, body: str, client_id: str) -> dict:
         # commit in one order (a client catching up "after id N" or "after
         # position N" never misses one that committed late).
         position = changes.take_position(room.id)
+        try:
+            quoted = None if reply_to is None else _quote_for(room, reply_to)
+        except NotFound:
+            db.session.rollback()
+            limits.refund("message", actor.id)
+            raise
         # One INSERT ... RETURNING id, without the ORM's unit of work: the
         # reply is built from what was written, with no reload after commit.
         message_id = db.session.connection().execute(_INSERT_MESSAGE, {
             "room_id": room.id, "user_id": actor.id, "client_id": client_id, "body": body,
-            "created_at": created_at, "deleted": False}).scalar_one()
+            "created_at": created_at, "deleted": False, "reply_to_id": reply_to}).scalar_one()
         reply = {"id": message_id, "room": room.slug, "user": actor.to_public(), "body": body,
                  "created_at": isoformat(created_at), "edited_at": None,
-                 "client_id": client_id}
+                 "client_id": client_id, "reply_to": quoted, "reactions": []}
         changes.record(room.id, room.slug, "message", reply, message_id=message_id,
                        position=position)
         db.session.commit()
@@ -265,25 +380,37 @@ def _message_for(actor: Actor, message_id: int, action: str) -> tuple[Message, R
 
 
 def edit(actor: Actor, message_id: int, body: str) -> dict:
+    """The author's new text. The ack is the message as the author reads it (with
+    ``me`` in its reactions); the room gets it as every reader does (without)."""
     body = check_body(body)
     message, room = _message_for(actor, message_id, "edit")
     check_writable(RoomRef.of(room))
     message.body = body
     message.edited_at = utcnow()
-    reply = message_to_public(message, room.slug, actor.to_public())
-    changes.record(room.id, room.slug, "message:updated", reply, message_id=message.id)
+    db.session.flush()
+    reply = one_message(message, room.slug, actor.id)
+    changes.record(room.id, room.slug, "message:updated",
+                   {**reply, "reactions": as_broadcast(reply["reactions"])},
+                   message_id=message.id)
     db.session.commit()
     return reply
 
 
 def delete(actor: Actor, message_id: int, *, as_admin: bool = False) -> None:
-    """Author, room owner or admin (``_message_for``); ``as_admin`` is the console's path."""
+    """Author, room owner or admin (``_message_for``); ``as_admin`` is the console's path.
+
+    Its reactions go with it, and the replies that quote it quote it as
+    deleted from now on, in history and in the log alike.
+    """
     message, room = (_live_message(message_id) if as_admin
                      else _message_for(actor, message_id, "delete"))
     message.deleted = True
     message.deleted_at = utcnow()
+    db.session.execute(delete_rows(Reaction).where(Reaction.message_id == message.id))
     # The log keeps no trace of the text: only that the message is gone.
     changes.forget_message(room.id, message.id)
+    changes.unquote(room.id, message.id,
+                    quote(message.id, deleted=True, body=None, author=None))
     changes.record(room.id, room.slug, "message:deleted", {"id": message.id, "room": room.slug},
                    message_id=message.id)
     db.session.commit()

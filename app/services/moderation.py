@@ -201,7 +201,7 @@ def recent_messages(actor: Actor, slug: str, *, before: int | None = None,
     """
     room = _room(slug)
     page, has_more = messages.page(room, before=before, after=None,
-                                   limit=limit or MESSAGES_DEFAULT_LIMIT)
+                                   limit=limit or MESSAGES_DEFAULT_LIMIT, viewer_id=actor.id)
     if room.is_dm:
         reason = " ".join((reason or "").split())
         if not reason:

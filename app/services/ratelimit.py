@@ -44,6 +44,7 @@ RULES = {
                        "too many sign-ups from this address; try again later"),
     "heavy_read": ("HEAVY_READ_RATE_LIMIT", "too many room joins and history pages; slow down"),
     "search": ("SEARCH_RATE_LIMIT", "too many searches; slow down"),
+    "reaction": ("REACTION_RATE_LIMIT", "too many reactions; slow down"),
     # Failed bot-key and refresh-token requests (POST /api/v1/auth/*).
     "token_address": ("TOKEN_ADDRESS_RATE_LIMIT",
                       "too many failed token requests from this address; try again later"),

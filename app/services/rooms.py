@@ -288,12 +288,13 @@ def join_reply(actor: Actor, ref: RoomRef, online_ids: set[int], since: int | No
     from .messages import catch_up, page  # messages imports rooms
 
     if cursor is not None:
-        reply = catch_up(ref, cursor, limit)
+        reply = catch_up(ref, cursor, limit, viewer_id=actor.id)
     else:
         # The position before the page: every change up to it is in the
         # page, and the connection (already subscribed) receives the rest.
         position = changes.current_position(ref.id)
-        messages, has_more = page(ref, before=None, after=since, limit=limit)
+        messages, has_more = page(ref, before=None, after=since, limit=limit,
+                                  viewer_id=actor.id)
         reply = {"messages": messages, "has_more": has_more, "cursor": position}
     room = db.session.get(Room, ref.id)
     members = db.session.execute(

@@ -34,7 +34,7 @@ from ..errors import Invalid
 from ..extensions import db
 from ..models import (SEARCH_CONFIG, SEARCH_TABLE, Membership, Message, Room, User)
 from . import Actor
-from .messages import message_to_public
+from . import messages
 from .ratelimit import limits
 from .rooms import visible_room
 from .users import get_user
@@ -156,7 +156,7 @@ def search(actor: Actor, query: str, *, room: str | None = None, author: str | N
     ids = list(db.session.execute(statement).scalars())
     has_more = len(ids) > size
     ids = ids[:size]
-    results = _results(words, ids, dialect)
+    results = _results(words, ids, dialect, actor.id)
     following = None
     if has_more:
         following = f"n{ids[-1]}" if order == "newest" else f"r{page.offset + size}"
@@ -214,11 +214,12 @@ def _postgres_page(actor, words, filters, order, page: Page, count: int):
     return query.limit(count)
 
 
-def _results(words: list[str], ids: list[int], dialect: str) -> list[dict]:
-    """The page's messages with their snippets, in the order of ``ids``."""
+def _results(words: list[str], ids: list[int], dialect: str, viewer_id: int) -> list[dict]:
+    """The page's messages (each as history shows it to ``viewer_id``: its quote and
+    reactions) with their snippets, in the order of ``ids``."""
     if not ids:
         return []
-    columns = (Message, User.id, User.username, User.is_bot, Room.slug)
+    columns = (Message, User.id, User.username, User.is_bot, User.display_name, Room.slug)
     # The whole body with its matches marked; ``snippet_parts`` cuts the
     # window, alike for both databases. (PostgreSQL's own fragments drop
     # anything that looks like a tag: ``HighlightAll`` keeps the text whole.)
@@ -234,13 +235,17 @@ def _results(words: list[str], ids: list[int], dialect: str) -> list[dict]:
         marked = func.ts_headline(_CONFIG, Message.body, _tsquery(words),
                                   bindparam("options", options))
         query = select(*columns, marked).where(Message.id.in_(ids))
-    query = (query.join(User, User.id == Message.user_id)
-             .join(Room, Room.id == Message.room_id))
+    query = messages.with_quotes(query.join(User, User.id == Message.user_id)
+                                 .join(Room, Room.id == Message.room_id))
+    reactions = messages.reactions_of(ids, viewer_id)
     found = {}
-    for message, user_id, username, bot, slug, marked in db.session.execute(query).all():
+    for message, uid, username, bot, shown, slug, marked, *original in \
+            db.session.execute(query).all():
         found[message.id] = {
-            "message": message_to_public(message, slug,
-                                         {"id": user_id, "username": username, "bot": bot}),
+            "message": messages.message_to_public(
+                message, slug, messages.author(uid, username, bot, shown),
+                reply_to=messages.quote_of(message, *original),
+                reactions=reactions.get(message.id, ())),
             "room": slug,
             "snippet": snippet_parts(marked, message.body),
         }

@@ -7,7 +7,7 @@ from flask import current_app, request
 from flask_socketio import join_room
 
 from .. import events, schemas
-from ..services import Actor, messages, moderation, rooms, search, users
+from ..services import Actor, messages, moderation, reactions, rooms, search, users
 from ..services.connections import Connection, live
 from ..services.ratelimit import limits
 from .base import ChatNamespace
@@ -109,11 +109,14 @@ class PublicNamespace(ChatNamespace):
 
     @acked(schemas.MessageSend)
     def on_message_send(self, connection, payload):
-        """``message:send``: acked after commit; then every joined connection gets ``message``."""
+        """``message:send``: acked after commit; then every joined connection gets ``message``.
+
+        With ``reply_to`` the message answers another of the room, and carries its quote.
+        """
         room = connection.rooms.get(payload.room) or rooms.member_room(connection.actor,
                                                                        payload.room)
         return {"message": messages.send(connection.actor, room, payload.body,
-                                         payload.client_id)}
+                                         payload.client_id, payload.reply_to)}
 
     @acked(schemas.MessageHistory)
     def on_message_history(self, connection, payload):
@@ -147,6 +150,18 @@ class PublicNamespace(ChatNamespace):
     def on_message_delete(self, connection, payload):
         """``message:delete`` by the author, room owner or an admin; the room gets ``message:deleted``."""
         messages.delete(connection.actor, payload.id)
+
+    @acked(schemas.ReactionChange)
+    def on_reaction_add(self, connection, payload):
+        """``reaction:add`` by a member; the room gets ``reaction:updated`` (unless it was
+        already given: then nothing)."""
+        reactions.add(connection.actor, payload.id, payload.emoji)
+
+    @acked(schemas.ReactionChange)
+    def on_reaction_remove(self, connection, payload):
+        """``reaction:remove`` of the caller's own reaction; the room gets ``reaction:updated``
+        (unless there was none: then nothing)."""
+        reactions.remove(connection.actor, payload.id, payload.emoji)
 
     @acked(schemas.RoomRead)
     def on_room_read(self, connection, payload):

@@ -50,9 +50,12 @@ def e2e_env(database_url: str, **extra: str) -> dict:
     # Each test makes rooms of its own, more than the room-create limit lets
     # two accounts make in an hour. SSE heartbeats every second: the feed's
     # tests see them, and a stream notices a reader's ended rights at once.
+    # Reactions, like sends, come in bursts from the two accounts; their limit
+    # is tested in tests/sockets/test_reactions.py.
     return base_env(database_url, MESSAGE_RATE_LIMIT="100000 per 1 second", ACCESS_LOG="-",
                     GRACEFUL_TIMEOUT="2", ROOM_CREATE_RATE_LIMIT="100000 per 1 hour",
-                    SSE_HEARTBEAT_SECONDS="1", **extra)
+                    SSE_HEARTBEAT_SECONDS="1", REACTION_RATE_LIMIT="100000 per 1 second",
+                    **extra)
 
 
 def create_users(env: dict, names=USERS) -> None:

@@ -43,7 +43,8 @@ def test_a_sent_message_reaches_every_joined_connection_the_senders_included(app
     assert {k: v for k, v in message.items() if k != "created_at"} == {
         "id": message["id"], "room": "general",
         "user": {"id": user_id(app, "bob"), "username": "bob", "bot": False, "display_name": None},
-        "body": "hello", "edited_at": None, "client_id": "c-1"}
+        "body": "hello", "edited_at": None, "client_id": "c-1",
+        "reply_to": None, "reactions": []}
     assert without_cursor(received(alice)) == [message]
     assert without_cursor(received(bob)) == [message]
     assert received(carol) == []

@@ -1,7 +1,9 @@
 // The message box: Enter sends, Shift+Enter makes a new line, Up edits the
-// reader's last message; a draft is kept per room. Also the "is typing"
-// line under it.
+// reader's last message; a draft is kept per room. Above it, "Replying to
+// X" while the message answers another (Esc or the cross cancels); under
+// it, the "is typing" line.
 
+import { fill, h } from "../lib/dom.js";
 import { listOfNames } from "../lib/format.js";
 import { personText } from "../lib/people.js";
 
@@ -25,6 +27,8 @@ export function mountComposer(store, controller, timeline) {
   const label = document.getElementById("composer-label");
   const typingLine = document.getElementById("typing");
   const limitLine = document.getElementById("composer-limit");
+  const replyBar = document.getElementById("composer-reply");
+  const replyText = document.getElementById("composer-reply-text");
   // The page carries the server's limit (MESSAGE_MAX_LENGTH), never a copy.
   const maxLength = Number(field.dataset.maxLength) || Infinity;
   // Browsers without CSS `field-sizing` grow the box from its scroll height.
@@ -68,6 +72,25 @@ export function mountComposer(store, controller, timeline) {
     return over;
   }
 
+  /** The reply being written, per room (kept with the draft when the reader switches). */
+  function refreshReply() {
+    const room = store.activeRoom();
+    const target = room && !room.archived ? room.replyTo : null;
+    replyBar.hidden = !target;
+    if (!target) {
+      replyText.replaceChildren();
+      return;
+    }
+    fill(replyText, "Replying to ", h("strong", null, target.author.username),
+      h("span", { class: "composer-reply-excerpt" }, target.excerpt));
+  }
+
+  function cancelReply() {
+    const room = store.activeRoom();
+    if (room?.replyTo) store.setReplyTo(room.slug, null);
+    field.focus();
+  }
+
   function refreshTyping() {
     const room = store.activeRoom();
     const names = room ? [...room.typing.values()].map((entry) => personText(store.person(entry.user))) : [];
@@ -82,7 +105,8 @@ export function mountComposer(store, controller, timeline) {
     const body = outgoing(field.value);
     if (!body.trim() || overLimit(body, maxLength) > 0) return;
     timeline.stick();
-    controller.send(room.slug, body);
+    controller.send(room.slug, body, room.replyTo);
+    if (room.replyTo) store.setReplyTo(room.slug, null);
     field.value = "";
     room.draft = "";
     grow();
@@ -96,6 +120,9 @@ export function mountComposer(store, controller, timeline) {
     if (event.key === "Enter" && !event.shiftKey && !event.altKey && !event.ctrlKey && !event.metaKey) {
       event.preventDefault();
       submit();
+    } else if (event.key === "Escape" && store.activeRoom()?.replyTo) {
+      event.preventDefault();
+      cancelReply();
     } else if (event.key === "ArrowUp" && !field.value) {
       const room = store.activeRoom();
       const last = room && !room.archived ? store.lastOwnMessage(room) : null;
@@ -118,6 +145,8 @@ export function mountComposer(store, controller, timeline) {
   });
   field.addEventListener("blur", () => controller.stopTyping());
 
+  document.getElementById("composer-reply-cancel").addEventListener("click", cancelReply);
+
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     submit();
@@ -127,9 +156,13 @@ export function mountComposer(store, controller, timeline) {
     if (detail.what === "active" || detail.what === "rooms") {
       refresh();
       refreshTyping();
+      refreshReply();
+    } else if (detail.what === "reply" && detail.slug === store.activeSlug) {
+      refreshReply();
     } else if (detail.what === "typing" && detail.slug === store.activeSlug) {
       refreshTyping();
     }
   });
   refresh();
+  refreshReply();
 }

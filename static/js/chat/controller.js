@@ -17,8 +17,11 @@ const NEWER_PAGE = 50;
 /** Catch-up pages are as large as the contract allows: fewer round trips after a long gap. */
 const CATCH_UP_PAGE = 500;
 /** The events a room's change log carries: each has a `cursor` and arrives live or in catch-up. */
-const ROOM_CHANGES = ["message", "message:updated", "message:deleted", "room:updated",
-  "room:archived", "member:added", "member:removed"];
+const ROOM_CHANGES = ["message", "message:updated", "message:deleted", "reaction:updated",
+  "room:updated", "room:archived", "member:added", "member:removed"];
+/** Jumping to a quoted original loads older pages this large, at most this many. */
+const REVEAL_PAGE = 500;
+const REVEAL_PAGES = 4;
 /** A typist tells the room again this often, and "stopped" after this long without a key. */
 const TYPING_REFRESH_MS = 3000;
 const TYPING_IDLE_MS = 4000;
@@ -274,6 +277,7 @@ export class ChatController {
         break;
       case "message:updated": store.updateMessage(data); break;
       case "message:deleted": store.deleteMessage(data.id, data.room); break;
+      case "reaction:updated": store.applyReaction(data); break;
       case "room:updated": store.updateRoomInfo(data.room, data); break;
       case "room:archived": store.setArchived(data.room, data.archived); break;
       case "member:added": store.setMember(data.room, data.user, true); break;
@@ -410,11 +414,15 @@ export class ChatController {
 
   // -- writing --
 
-  /** Show the message at once as pending, then send it; the ack confirms it. */
-  send(slug, body) {
+  /**
+   * Show the message at once as pending, then send it; the ack confirms it.
+   * `replyTo` ({id, author, excerpt}): the message it answers.
+   */
+  send(slug, body, replyTo = null) {
     const pending = {
       client_id: newClientId(),
       body,
+      reply_to: replyTo ? { ...replyTo, deleted: false } : null,
       created_at: new Date().toISOString(),
       status: "sending",
       error: null,
@@ -439,7 +447,9 @@ export class ChatController {
     }
     const attempt = pending.attempt + 1;
     store.updatePending(slug, clientId, { status: "sending", error: null, attempt });
-    const ack = await call(this.socket, "message:send", { room: slug, body: pending.body, client_id: clientId });
+    const payload = { room: slug, body: pending.body, client_id: clientId };
+    if (pending.reply_to) payload.reply_to = pending.reply_to.id;
+    const ack = await call(this.socket, "message:send", payload);
     const current = store.room(slug)?.pending.get(clientId);
     if (current !== pending || pending.attempt !== attempt) return; // confirmed or resent meanwhile
     if (ack.ok) {
@@ -474,6 +484,37 @@ export class ChatController {
     const ack = await call(this.socket, "message:edit", { id, body });
     if (ack.ok) this.store.updateMessage(ack.message);
     return ack;
+  }
+
+  /**
+   * Add or take back the reader's `emoji` on a message. The room's
+   * `reaction:updated` (which reaches this page too) changes what is shown.
+   */
+  react(id, emoji, mine) {
+    return call(this.socket, mine ? "reaction:remove" : "reaction:add", { id, emoji });
+  }
+
+  /**
+   * Make sure message `id` of room `slug` is loaded, fetching older pages
+   * until it is (at most REVEAL_PAGES of REVEAL_PAGE). Answers whether it is
+   * there and live: the loaded messages are contiguous, so an id inside
+   * their range that is not held was deleted.
+   */
+  async reveal(slug, id) {
+    const { store } = this;
+    const room = store.room(slug);
+    for (let pages = 0; room && !room.messages.has(id) && room.hasOlder && room.joined; pages += 1) {
+      const before = room.oldestId();
+      if (pages === REVEAL_PAGES || (before !== null && id > before)) break;
+      room.loadingOlder = true;
+      store.notify("room", slug);
+      const ack = await call(this.socket, "message:history",
+        before === null ? { room: slug, limit: REVEAL_PAGE } : { room: slug, before, limit: REVEAL_PAGE });
+      store.addOlder(slug, ack);
+      if (!ack.ok) break;
+    }
+    const message = room?.messages.get(id);
+    return Boolean(message && !message.deleted);
   }
 
   async remove(id) {

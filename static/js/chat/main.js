@@ -11,7 +11,7 @@ import { mountHeader } from "./header.js";
 import { mountMembers } from "./members.js";
 import { mountSearch } from "./search.js";
 import { mountSidebar, roomHref } from "./sidebar.js";
-import { ChatStore } from "./store.js";
+import { ChatStore, oneLine } from "./store.js";
 import { mountTimeline } from "./timeline.js";
 
 const LAST_ROOM_KEY = "parley:last-room";
@@ -150,6 +150,12 @@ hydrateAvatars();
 const timeline = mountTimeline(store, controller, {
   confirmDelete: (message) => dialogs.confirmDelete(message),
   focusComposer,
+  replyTo: (slug, message) => {
+    store.setReplyTo(slug, { id: message.id, author: message.user, excerpt: oneLine(message.body) });
+    focusComposer();
+  },
+  // Mounted below; called only later, on a click.
+  notify: (text) => dialogs.toast(text),
 });
 const sidebar = mountSidebar(store);
 const dialogs = mountDialogs(store, controller, { afterEnter });

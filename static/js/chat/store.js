@@ -8,6 +8,33 @@
 // pending messages by `client_id` until the server confirms them. Each room
 // keeps the cursor of the last change it applied (its position in the
 // room's change log); a change at or below it is a duplicate.
+//
+// Replies and reactions: a message's `reply_to` quotes the message it
+// answers; when that one is deleted, the quote turns into "deleted" here as
+// the server's history and log do. `reactions` are [{emoji, count, me}]:
+// pages carry `me` (the reader's own), live `reaction:updated` changes carry
+// the new count and who, from which `me` follows.
+
+/**
+ * A message's text on one line, as a quote shows it (CSS ends it with an
+ * ellipsis; the server's own `excerpt` is the start of the same line).
+ */
+export function oneLine(body) {
+  return body.split(/\s+/).filter(Boolean).join(" ");
+}
+
+/** A quoted original once it is deleted: no author, no text (as the server sends it). */
+export function deletedQuote(id) {
+  return { id, author: null, excerpt: null, deleted: true };
+}
+
+/** Reactions as held: `me` is false unless known otherwise. */
+function heldReactions(reactions, previous = []) {
+  const mine = new Map(previous.map((r) => [r.emoji, Boolean(r.me)]));
+  return (reactions || []).map((r) => ({
+    emoji: r.emoji, count: r.count, me: r.me === undefined ? mine.get(r.emoji) ?? false : Boolean(r.me),
+  }));
+}
 
 /** How long a "typing" notice lasts without a refresh (the typist resends every few seconds). */
 const TYPING_EXPIRY_MS = 6000;
@@ -55,6 +82,7 @@ export class Room {
     this.firstUnreadId = null;      // where the "new" line goes while the room is open
     this.newBelow = 0;              // messages that arrived while the reader was scrolled up
     this.draft = "";
+    this.replyTo = null;            // {id, author, excerpt}: what the composer answers
     this.sortedCache = null;
   }
 
@@ -337,13 +365,13 @@ export class ChatStore extends EventTarget {
       if (known && !known.deleted) {
         // A page may carry a newer edit than what we hold.
         if (message.edited_at && message.edited_at !== known.edited_at) {
-          room.messages.set(message.id, { ...message });
+          room.messages.set(message.id, { ...message, reactions: heldReactions(message.reactions, known.reactions) });
           added = true;
         }
         continue;
       }
       if (known) continue;
-      room.messages.set(message.id, { ...message });
+      room.messages.set(message.id, { ...message, reactions: heldReactions(message.reactions) });
       room.maxId = Math.max(room.maxId, message.id);
       added = true;
     }
@@ -436,8 +464,10 @@ export class ChatStore extends EventTarget {
 
   updateMessage(message) {
     const room = this.room(message.room);
-    if (!room || !room.messages.has(message.id)) return;
-    room.messages.set(message.id, { ...message });
+    const known = room?.messages.get(message.id);
+    if (!known) return;
+    // A live edit carries counts without `me` (the same for every reader): keep ours.
+    room.messages.set(message.id, { ...message, reactions: heldReactions(message.reactions, known.reactions) });
     room.sortedCache = null;
     this.notify("room", room.slug);
   }
@@ -446,10 +476,51 @@ export class ChatStore extends EventTarget {
     const room = this.room(slug);
     const message = room?.messages.get(id);
     if (!message) return;
-    room.messages.set(id, { ...message, deleted: true });
+    room.messages.set(id, { ...message, deleted: true, reactions: [] });
+    // Replies to it quote it as deleted from now on, as history does.
+    for (const other of room.messages.values()) {
+      if (other.reply_to?.id === id && !other.reply_to.deleted) {
+        room.messages.set(other.id, { ...other, reply_to: deletedQuote(id) });
+      }
+    }
+    for (const pending of room.pending.values()) {
+      if (pending.reply_to?.id === id) pending.reply_to = deletedQuote(id);
+    }
+    if (room.replyTo?.id === id) this.setReplyTo(slug, null);
     room.sortedCache = null;
     if (this.editing?.id === id) this.editing = null;
     this.notify("room", slug);
+  }
+
+  /**
+   * A `reaction:updated` change: `count` is exact after it; the reader's
+   * own `me` changes only when the change is theirs.
+   */
+  applyReaction({ room: slug, id, emoji, user, added, count }) {
+    const room = this.room(slug);
+    const message = room?.messages.get(id);
+    if (!message || message.deleted) return;
+    const reactions = message.reactions.map((r) => ({ ...r }));
+    let entry = reactions.find((r) => r.emoji === emoji);
+    if (!entry && count > 0) {
+      entry = { emoji, count, me: false };
+      reactions.push(entry);
+    }
+    if (entry) {
+      entry.count = count;
+      if (user.id === this.me.id) entry.me = added;
+    }
+    room.messages.set(id, { ...message, reactions: reactions.filter((r) => r.count > 0) });
+    room.sortedCache = null;
+    this.notify("room", slug);
+  }
+
+  /** The composer answers `target` ({id, author, excerpt}) in room `slug`, or nothing (null). */
+  setReplyTo(slug, target) {
+    const room = this.room(slug);
+    if (!room) return;
+    room.replyTo = target;
+    this.notify("reply", slug);
   }
 
   setPresence(slug, user, online) {

@@ -1,14 +1,17 @@
 // The open room's messages: day separators, grouped messages, pending and
 // failed sends, edit in place, and older pages as the reader scrolls up.
+// Replies show the message they answer (a click jumps to it); reactions are
+// chips under a message, toggled by a click, added from a small picker.
 //
 // Each render builds the list of rows the room should show, each with a key
 // (message id, client_id, day) and a signature of what it displays; a row
 // whose signature did not change keeps its DOM node, so a re-render for one
 // new message touches one row and leaves focus and selection alone.
 
-import { avatar, coalesced, h, icon, linkified, reconcileChildren } from "../lib/dom.js";
+import { avatar, coalesced, fill, h, icon, linkified, reconcileChildren } from "../lib/dom.js";
 import { dayKey, dayLabel, fullDateTime, parseTime, shortDate, timeOfDay } from "../lib/format.js";
 import { personName, personText } from "../lib/people.js";
+import { deletedQuote, oneLine } from "./store.js";
 
 /** Messages by one author within this gap share one header, as in Slack or Discord. */
 const GROUP_GAP_MS = 5 * 60 * 1000;
@@ -16,8 +19,10 @@ const GROUP_GAP_MS = 5 * 60 * 1000;
 const LOAD_OLDER_MARGIN_PX = 400;
 /** "At the bottom" allows for sub-pixel scroll positions and a last line half shown. */
 const BOTTOM_SLACK_PX = 48;
+/** The reaction picker's choices: the common ones (any emoji is accepted by the server). */
+const COMMON_REACTIONS = ["👍", "\u2764\uFE0F", "😂", "🎉", "😮", "😢", "👀", "🙏"];
 
-export function mountTimeline(store, controller, { confirmDelete, focusComposer }) {
+export function mountTimeline(store, controller, { confirmDelete, focusComposer, replyTo, notify }) {
   const scroller = document.getElementById("timeline");
   const list = document.getElementById("message-list");
   const welcome = document.getElementById("welcome");
@@ -69,6 +74,9 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
 
     if (switching) focusAtTop = false;
     const focused = list.contains(document.activeElement) ? document.activeElement.closest("li") : null;
+    // A control that says which it is (a chip, a row's button): found again
+    // in the row's new node when the row is rebuilt around it.
+    const focusKey = focused ? document.activeElement.dataset.focus : undefined;
     const items = rowsOf(room);
     const keys = new Set();
     const nodes = items.map((item) => {
@@ -81,7 +89,11 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     });
     for (const key of [...rows.keys()]) if (!keys.has(key)) rows.delete(key);
     reconcileChildren(list, nodes);
-    if (focused && !focused.isConnected) {
+    const again = focused && !focused.isConnected && focusKey && focused.dataset.id
+      ? list.querySelector(`li[data-id="${focused.dataset.id}"] [data-focus="${CSS.escape(focusKey)}"]`) : null;
+    if (again) {
+      again.focus({ preventScroll: true });
+    } else if (focused && !focused.isConnected) {
       // The focused row was replaced (the older-page button turned into a
       // spinner) or removed (a deleted message): without this, focus falls
       // to the page body and a keyboard user starts over from the top.
@@ -199,31 +211,37 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
         previous = null;
       }
       const authorId = entry.message ? entry.message.user.id : me.id;
-      const continued = Boolean(previous && previous.authorId === authorId
+      // A reply starts a group of its own, so its quote sits under a header.
+      const replying = Boolean((entry.message || entry.pending).reply_to);
+      const continued = Boolean(previous && previous.authorId === authorId && !replying
         && entry.time - previous.time < GROUP_GAP_MS);
       previous = { authorId, time: entry.time };
 
       if (entry.message) {
         const message = entry.message;
         const mine = message.user.id === me.id;
-        const canEdit = mine && !room.archived;
+        const writable = !room.archived;
+        const canEdit = mine && writable;
         // The contract's rule: the author, the room's owner or an admin.
         const canDelete = mine || me.isAdmin || room.info.owner_id === me.id;
         const edit = editing && editing.id === message.id ? editing : null;
         // The author as last heard of: a new display name redraws their messages.
         const author = store.person(message.user);
         const highlight = message.id === highlighted;
+        const quote = quoteOf(room, message.reply_to);
         const sig = JSON.stringify([message.body, message.edited_at, Boolean(message.deleted), continued,
-          canEdit, canDelete, edit ? [edit.saving, edit.error?.message ?? ""] : null, author.display_name,
-          highlight]);
+          canEdit, canDelete, writable, edit ? [edit.saving, edit.error?.message ?? ""] : null,
+          author.display_name, highlight, quote, message.reactions]);
         items.push({
           key: `m:${message.id}`,
           sig,
-          build: () => messageRow(message, author, { continued, mine, canEdit, canDelete, edit, highlight }),
+          build: () => messageRow(room, message, author,
+            { continued, mine, canEdit, canDelete, edit, writable, quote, highlight }),
         });
       } else {
         const pending = entry.pending;
-        const sig = JSON.stringify([pending.status, pending.error?.message ?? "", continued, me.displayName]);
+        const sig = JSON.stringify([pending.status, pending.error?.message ?? "", continued, me.displayName,
+          quoteOf(room, pending.reply_to)]);
         items.push({ key: `p:${pending.client_id}`, sig, build: () => pendingRow(room, pending, continued) });
       }
     }
@@ -271,7 +289,59 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     return h("time", { datetime: date.toISOString(), title: fullDateTime(date) }, timeOfDay(date));
   }
 
-  function messageRow(message, author, { continued, mine, canEdit, canDelete, edit, highlight }) {
+  /**
+   * What a reply shows of the message it answers: the original as held
+   * (its current text), else the server's quote; null for no reply.
+   */
+  function quoteOf(room, replyTo) {
+    if (!replyTo) return null;
+    const original = room.messages.get(replyTo.id);
+    if (!original) return replyTo;
+    if (original.deleted) return deletedQuote(replyTo.id);
+    return { id: original.id, author: original.user, excerpt: oneLine(original.body), deleted: false };
+  }
+
+  function quoteElement(room, quote) {
+    if (quote.deleted) {
+      return h("div", { class: "msg-quote msg-quote--deleted" }, icon("reply", "icon--small"),
+        h("span", { class: "msg-quote-text" }, "Original message deleted"));
+    }
+    return h("button", {
+      type: "button", class: "msg-quote", dataset: { focus: "quote" },
+      title: "Show the original message",
+      "aria-label": `In reply to ${personText(store.person(quote.author))}: ${quote.excerpt}. Show the original message`,
+      onclick: () => jumpTo(room.slug, quote.id),
+    }, icon("reply", "icon--small"), personName(store.person(quote.author), "msg-quote-author"),
+    h("span", { class: "msg-quote-text" }, quote.excerpt));
+  }
+
+  function reactionBar(message, writable) {
+    if (!message.reactions.length) return null;
+    return h("div", { class: "reactions", role: "group", "aria-label": "Reactions" },
+      message.reactions.map((reaction) => {
+        const people = `${reaction.count} ${reaction.count === 1 ? "person" : "people"}`;
+        const who = reaction.me
+          ? (reaction.count === 1 ? "You" : `You and ${reaction.count - 1} more`) : people;
+        return h("button", {
+          type: "button",
+          class: `reaction-chip${reaction.me ? " reaction-chip--mine" : ""}`,
+          "aria-pressed": String(reaction.me),
+          "aria-label": `${reaction.emoji} ${people}${reaction.me ? ", you included" : ""}`,
+          title: `${who} reacted with ${reaction.emoji}${writable ? (reaction.me ? ": click to take yours back" : ": click to add yours") : ""}`,
+          disabled: !writable,
+          dataset: { focus: `chip:${reaction.emoji}` },
+          onclick: () => react(message, reaction.emoji),
+        }, h("span", { class: "reaction-emoji", "aria-hidden": "true" }, reaction.emoji),
+        h("span", { class: "reaction-count", "aria-hidden": "true" }, String(reaction.count)));
+      }),
+      writable ? h("button", {
+        type: "button", class: "reaction-chip reaction-chip--add", title: "Add a reaction",
+        "aria-label": "Add a reaction", "aria-haspopup": "dialog", dataset: { focus: "add-reaction" },
+        onclick: (event) => openPicker(event.currentTarget, message.id),
+      }, icon("smile", "icon--small")) : null);
+  }
+
+  function messageRow(room, message, author, { continued, mine, canEdit, canDelete, edit, writable, quote, highlight }) {
     const created = parseTime(message.created_at);
     const classes = ["msg"];
     if (highlight) classes.push("msg--highlight");
@@ -297,8 +367,18 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     }
 
     let actions = null;
-    if (!edit && (canEdit || canDelete)) {
+    if (!edit && (writable || canEdit || canDelete)) {
       actions = h("div", { class: "msg-actions", role: "group", "aria-label": "Message actions" },
+        writable ? h("button", {
+          type: "button", class: "icon-button", title: "Reply", "aria-label": "Reply to this message",
+          dataset: { focus: "reply" },
+          onclick: () => replyTo(room.slug, message),
+        }, icon("reply")) : null,
+        writable ? h("button", {
+          type: "button", class: "icon-button", title: "Add a reaction", "aria-label": "Add a reaction",
+          "aria-haspopup": "dialog", dataset: { focus: "react" },
+          onclick: (event) => openPicker(event.currentTarget, message.id),
+        }, icon("smile")) : null,
         canEdit ? h("button", {
           type: "button", class: "icon-button", title: "Edit", "aria-label": "Edit message",
           onclick: () => store.setEditing({ id: message.id, draft: message.body, error: null, saving: false }),
@@ -309,7 +389,8 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
         }, icon("trash")) : null);
     }
     return h("li", { class: classes.join(" "), dataset: { id: message.id } },
-      gutter, h("div", { class: "msg-main" }, meta, body), actions);
+      gutter, h("div", { class: "msg-main" }, meta, quote ? quoteElement(room, quote) : null, body,
+        edit ? null : reactionBar(message, writable)), actions);
   }
 
   function editForm(message, edit) {
@@ -397,13 +478,123 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
       h("div", { class: "msg-main" },
         continued ? null : h("div", { class: "msg-meta" },
           personName(store.person({ id: me.id, username: me.username }), "msg-author"), timeElement(created)),
+        pending.reply_to ? quoteElement(room, quoteOf(room, pending.reply_to)) : null,
         h("div", { class: "msg-body" }, h("span", { class: "msg-text" }, linkified(pending.body))),
         status));
+  }
+
+  // -- reactions --
+
+  const picker = h("div", { class: "reaction-picker", id: "reaction-picker", role: "dialog",
+    "aria-label": "Choose a reaction", hidden: true });
+  document.body.append(picker);
+  let pickerFor = null;        // the message id the picker reacts to
+  let pickerOpener = null;     // the button that opened it: focus goes back there
+
+  function openPicker(opener, messageId) {
+    if (!picker.hidden && pickerFor === messageId) {
+      closePicker();
+      return;
+    }
+    pickerFor = messageId;
+    pickerOpener = opener;
+    fill(picker, COMMON_REACTIONS.map((emoji) => h("button", {
+      type: "button", class: "reaction-option", title: emoji, "aria-label": `React with ${emoji}`,
+      onclick: () => choose(emoji),
+    }, emoji)));
+    picker.hidden = false;
+    // Above the button when there is room, else below; never off screen.
+    const box = opener.getBoundingClientRect();
+    const width = picker.offsetWidth;
+    const height = picker.offsetHeight;
+    const top = box.top - height - 6 >= 8 ? box.top - height - 6 : box.bottom + 6;
+    const left = Math.max(8, Math.min(box.right - width, window.innerWidth - width - 8));
+    picker.style.top = `${Math.round(top)}px`;
+    picker.style.left = `${Math.round(left)}px`;
+    picker.querySelector("button").focus();
+  }
+
+  function closePicker({ restoreFocus = true } = {}) {
+    if (picker.hidden) return;
+    picker.hidden = true;
+    const opener = pickerOpener;
+    pickerFor = null;
+    pickerOpener = null;
+    if (!restoreFocus) return;
+    if (opener?.isConnected) opener.focus();
+    else focusComposer();
+  }
+
+  function choose(emoji) {
+    const message = store.activeRoom()?.messages.get(pickerFor);
+    closePicker();
+    if (message && !message.deleted) react(message, emoji);
+  }
+
+  /** Toggle the reader's `emoji` on `message`: taken back if theirs, added if not. */
+  async function react(message, emoji) {
+    const mine = message.reactions.some((r) => r.emoji === emoji && r.me);
+    const ack = await controller.react(message.id, emoji, mine);
+    if (!ack.ok) notify(`Could not ${mine ? "remove" : "add"} the reaction: ${ack.error.message}`);
+  }
+
+  picker.addEventListener("keydown", (event) => {
+    const options = [...picker.querySelectorAll("button")];
+    const index = options.indexOf(document.activeElement);
+    if (event.key === "Escape") {
+      event.preventDefault();
+      event.stopPropagation();
+      closePicker();
+    } else if (event.key === "ArrowRight" || event.key === "ArrowLeft") {
+      event.preventDefault();
+      const step = event.key === "ArrowRight" ? 1 : -1;
+      options[(index + step + options.length) % options.length].focus();
+    } else if (event.key === "Tab") {
+      // A small menu: Tab leaves it, back to where it was opened.
+      event.preventDefault();
+      closePicker();
+    }
+  });
+  document.addEventListener("pointerdown", (event) => {
+    if (!picker.hidden && !picker.contains(event.target) && !pickerOpener?.contains(event.target)) {
+      closePicker({ restoreFocus: false });
+    }
+  });
+
+  // -- replies --
+
+  /**
+   * Scroll to message `id` of the open room and highlight it, loading older
+   * pages first when it is further back than what is loaded.
+   */
+  async function jumpTo(slug, id) {
+    const live = await controller.reveal(slug, id);
+    if (store.activeSlug !== slug) return;
+    render();
+    const node = live ? list.querySelector(`li.msg[data-id="${id}"]`) : null;
+    if (!node) {
+      const room = store.room(slug);
+      const oldest = room?.oldestId();
+      // Loaded messages are contiguous: an id within them that is not held is gone.
+      const gone = !room?.hasOlder || room.messages.has(id) || (oldest !== null && id > oldest);
+      notify(gone
+        ? "The original message was deleted."
+        : "The original message is too far back to show here.");
+      return;
+    }
+    node.scrollIntoView({ block: "center" });
+    node.classList.remove("msg--highlight");
+    void node.offsetWidth; // restart the animation on a second click
+    node.classList.add("msg--highlight");
+    node.tabIndex = -1;
+    node.focus({ preventScroll: true });
+    updateScrollState(store.room(slug));
   }
 
   // -- wiring --
 
   scroller.addEventListener("scroll", () => {
+    closePicker({ restoreFocus: false });
     const room = store.activeRoom();
     if (!room) return;
     if (scroller.scrollTop < LOAD_OLDER_MARGIN_PX && room.hasOlder && !room.loadingOlder) {
@@ -434,6 +625,7 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
   }).observe(scroller);
 
   store.addEventListener("change", ({ detail }) => {
+    if (detail.what === "active") closePicker({ restoreFocus: false });
     if (detail.what === "active" || detail.what === "ready"
       || (detail.what === "room" && detail.slug === store.activeSlug)) {
       schedule();
