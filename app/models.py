@@ -1,5 +1,5 @@
 """The chat's stored state: users and their sign-in sessions, rooms,
-memberships, messages, the rooms' change log, announcements, and the moderators'
+memberships, messages and their mentions, the rooms' change log, announcements, and the moderators'
 audit log."""
 from __future__ import annotations
 
@@ -131,6 +131,10 @@ class Membership(db.Model):
                                          primary_key=True, index=True)
     joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_read_id: Mapped[int] = mapped_column(BigId, default=0)
+    # The member's notification level here: "all", "mentions" or "none";
+    # null means the default for the kind of room (services/mentions.py).
+    # It changes what is pushed to them, never what is stored or counted.
+    notify: Mapped[str | None] = mapped_column(String(8))
 
 
 class Message(db.Model):
@@ -152,6 +156,19 @@ class Message(db.Model):
     edited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # "@room" by the room's owner or an admin: a mention of every member.
+    mentions_room: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class MessageMention(db.Model):
+    """A member mentioned by name (``@alice``) in a message, as of its latest edit."""
+
+    __tablename__ = "message_mentions"
+
+    message_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True, index=True)
 
 
 class Announcement(db.Model):

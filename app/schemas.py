@@ -125,6 +125,11 @@ class RoomRead(RoomRef):
     last_read_id: Cursor
 
 
+class RoomNotify(RoomRef):
+    # Which levels exist is the service's rule (rooms.NOTIFY_LEVELS).
+    level: Annotated[str, Field(min_length=1, max_length=16), Storable]
+
+
 class DmOpen(Payload):
     user: Username
 

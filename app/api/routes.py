@@ -128,7 +128,7 @@ def send_message(actor, slug: str, body: schemas.MessageBody):
 @route("POST", "/api/v1/rooms/<slug>/read", body=schemas.ReadMarker, reply=schemas.UnreadReply,
        summary="Move the caller's read marker (room:read); answers the unread count left.")
 def mark_read(actor, slug: str, body: schemas.ReadMarker):
-    return {"unread": rooms.mark_read(actor, slug, body.last_read_id)}
+    return rooms.mark_read(actor, slug, body.last_read_id)
 
 
 # -- messages -----------------------------------------------------------------------

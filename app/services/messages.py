@@ -9,13 +9,15 @@ from .. import metrics
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..extensions import db
 from ..models import Message, Room, User, isoformat, utcnow
-from . import Actor, changes
+from . import Actor, changes, mentions
 from .ratelimit import limits
 from .rooms import RoomRef, _is_admin, _is_member, can_see, check_writable, member_room
 from .text import is_blank
 
 
-def message_to_public(message: Message, slug: str, user: dict) -> dict:
+def message_to_public(message: Message, slug: str, user: dict,
+                      mentioned: list[int] | None = None) -> dict:
+    """A Message object; ``mentioned``: the ids it mentions by name (``mentions.stored``)."""
     return {
         "id": message.id,
         "room": slug,
@@ -24,6 +26,8 @@ def message_to_public(message: Message, slug: str, user: dict) -> dict:
         "created_at": isoformat(message.created_at),
         "edited_at": isoformat(message.edited_at),
         "client_id": message.client_id,
+        "mentions": mentioned or [],
+        "mentions_room": bool(message.mentions_room),
     }
 
 
@@ -63,7 +67,10 @@ def page(room: Room | RoomRef, *, before: int | None, after: int | None,
     rows = rows[:limit]
     if after is None:
         rows.reverse()
-    return [message_to_public(m, room.slug, {"id": uid, "username": name, "bot": bot})
+    # Only a body with "@" can mention anyone: most pages need no lookup.
+    mentioned = mentions.stored([m.id for m, *_ in rows if "@" in m.body])
+    return [message_to_public(m, room.slug, {"id": uid, "username": name, "bot": bot},
+                              mentioned.get(m.id))
             for m, uid, name, bot in rows], has_more
 
 
@@ -141,7 +148,8 @@ def _replay(message: Message, room: RoomRef) -> dict:
 
 def _existing_reply(message: Message) -> dict:
     slug = db.session.execute(select(Room.slug).where(Room.id == message.room_id)).scalar_one()
-    return message_to_public(message, slug, _author(message.user_id))
+    return message_to_public(message, slug, _author(message.user_id),
+                             mentions.stored([message.id]).get(message.id))
 
 
 def _author(user_id: int) -> dict:
@@ -159,6 +167,8 @@ def send(actor: Actor, room: RoomRef, body: str, client_id: str) -> dict:
     existing = _own_message(actor, client_id)
     if existing is not None:
         return _replay(existing, room)
+    # Read before the write transaction starts (a query for a body with "@").
+    found = mentions.find(actor, room, body)
     # Spent here, in one atomic step of the limiter (a Lua script on Redis),
     # so that concurrent sends on several connections or processes can never
     # pass the limit together; and outside the transaction: with Redis this
@@ -166,7 +176,11 @@ def send(actor: Actor, room: RoomRef, body: str, client_id: str) -> dict:
     # stalls the worker. Invalid sends, refused sends and replays of a stored
     # client_id were answered above and spend nothing; a send that fails on
     # the database after this point (``internal``) keeps its unit spent.
-    limits.hit("message", actor.id, actor.username)
+    # An @room also spends a unit of its own limit: both or neither.
+    if found.room:
+        mentions.spend(actor, found, sending=True)
+    else:
+        limits.hit("message", actor.id, actor.username)
     created_at = utcnow()
     try:
         # The room's next log position first: taking it locks the room's row
@@ -178,12 +192,16 @@ def send(actor: Actor, room: RoomRef, body: str, client_id: str) -> dict:
         # reply is built from what was written, with no reload after commit.
         message_id = db.session.connection().execute(_INSERT_MESSAGE, {
             "room_id": room.id, "user_id": actor.id, "client_id": client_id, "body": body,
-            "created_at": created_at, "deleted": False}).scalar_one()
+            "created_at": created_at, "deleted": False,
+            "mentions_room": found.room}).scalar_one()
+        mentions.store(message_id, found)
         reply = {"id": message_id, "room": room.slug, "user": actor.to_public(), "body": body,
                  "created_at": isoformat(created_at), "edited_at": None,
-                 "client_id": client_id}
+                 "client_id": client_id, "mentions": list(found.user_ids),
+                 "mentions_room": found.room}
         changes.record(room.id, room.slug, "message", reply, message_id=message_id,
                        position=position)
+        mentions.push_after_commit(room.slug, reply, found)
         db.session.commit()
     except IntegrityError:
         # The same client_id raced in on another connection: ack that one.
@@ -242,13 +260,30 @@ def _message_for(actor: Actor, message_id: int, action: str) -> tuple[Message, R
 
 
 def edit(actor: Actor, message_id: int, body: str) -> dict:
+    """The author changes a message's text; its mentions follow the new text.
+
+    Members it now mentions, and not before, get ``mention`` after the
+    commit; an ``@room`` it did not have spends the ``@room`` limit.
+    """
     body = check_body(body)
     message, room = _message_for(actor, message_id, "edit")
-    check_writable(RoomRef.of(room))
+    ref = RoomRef.of(room)
+    check_writable(ref)
+    # Read before the message is changed (a query would flush the change).
+    before = mentions.stored([message.id]).get(message.id, [])
+    found = mentions.find(actor, ref, body)
+    had_room = bool(message.mentions_room)
+    if found.room and not had_room:
+        mentions.spend(actor, found, sending=False)
     message.body = body
     message.edited_at = utcnow()
-    reply = message_to_public(message, room.slug, actor.to_public())
+    message.mentions_room = found.room
+    mentions.replace(message.id, before, found)
+    reply = message_to_public(message, room.slug, actor.to_public(), list(found.user_ids))
     changes.record(room.id, room.slug, "message:updated", reply, message_id=message.id)
+    # An @room kept from before told everyone already.
+    told = {user_id for user_id, _ in found.pushes} if had_room and found.room else set(before)
+    mentions.push_after_commit(room.slug, reply, found, told)
     db.session.commit()
     return reply
 

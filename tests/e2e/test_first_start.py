@@ -25,7 +25,7 @@ from tests.support.server import ROOT, VENV_BIN, Server, flask_cli, free_port, s
 from .conftest import OUTPUT, RUNNING, e2e_env, unique
 
 pytestmark = pytest.mark.e2e
-HEAD = "5b7e0c1d2a3f"
+HEAD = "6a2c4e8b1d07"
 
 
 def start(env: dict, name: str, cwd: Path = ROOT) -> Server:
