@@ -125,9 +125,12 @@ class RoomRead(RoomRef):
     last_read_id: Cursor
 
 
+# Which levels exist is the service's rule (rooms.NOTIFY_LEVELS).
+NotifyLevel = Annotated[str, Field(min_length=1, max_length=16), Storable]
+
+
 class RoomNotify(RoomRef):
-    # Which levels exist is the service's rule (rooms.NOTIFY_LEVELS).
-    level: Annotated[str, Field(min_length=1, max_length=16), Storable]
+    level: NotifyLevel
 
 
 class DmOpen(Payload):
@@ -279,6 +282,12 @@ class ReadMarker(Payload):
     last_read_id: Cursor
 
 
+class NotifyChoice(Payload):
+    """``PUT /api/v1/rooms/<slug>/notify``."""
+
+    level: NotifyLevel = Field(description="all, mentions or none")
+
+
 class HistoryQuery(OneDirection):
     """``GET /api/v1/rooms/<slug>/messages`` query: text in a URL, so not strict."""
 
@@ -315,6 +324,12 @@ class RoomShape(Shape):
     archived: bool
     owner_id: int | None
     unread: int | None = Field(default=None, description="only where the caller is a member")
+    mentions_unread: int | None = Field(
+        default=None, description="of the unread, those mentioning the caller (@name or "
+                                  "@room); only where the caller is a member")
+    notify: str | None = Field(
+        default=None, description="the caller's notification level: all, mentions or none; "
+                                  "only where the caller is a member")
 
 
 class MessageShape(Shape):
@@ -325,6 +340,10 @@ class MessageShape(Shape):
     created_at: str
     edited_at: str | None
     client_id: str
+    mentions: list[int] = Field(default=[], description="ids of the members it mentions by "
+                                                        "name (@alice), ascending")
+    mentions_room: bool = Field(default=False, description="an @room by the room's owner "
+                                                           "or an admin: every member")
 
 
 class RoomsReply(Shape):
@@ -351,6 +370,12 @@ class MessageReply(Shape):
 
 class UnreadReply(Shape):
     unread: int
+    mentions_unread: int
+
+
+class NotifyReply(Shape):
+    room: str = Field(description="the room's slug")
+    notify: str
 
 
 class ErrorBody(Shape):
