@@ -8,6 +8,8 @@ import { ChatController } from "./controller.js";
 import { mountDialogs } from "./dialogs.js";
 import { mountHeader } from "./header.js";
 import { mountMembers } from "./members.js";
+import { mountMentionCompleter } from "./mentions.js";
+import { mountNotifications } from "./notifications.js";
 import { mountSidebar, roomHref } from "./sidebar.js";
 import { ChatStore } from "./store.js";
 import { mountTimeline } from "./timeline.js";
@@ -147,6 +149,8 @@ const dialogs = mountDialogs(store, controller, { afterEnter });
 mountHeader(store, controller);
 mountMembers(store, { openDm: (username) => dialogs.openDm(username) });
 mountComposer(store, controller, timeline);
+mountMentionCompleter(store);
+mountNotifications(store, controller, socket);
 controller.start();
 
 // Buttons anywhere on the page say what they do with data-action.

@@ -28,9 +28,12 @@ function isExpired(announcement) {
 
 export class Room {
   constructor(info) {
-    this.info = info;               // the server's Room object, without `unread`
+    this.info = info;               // the server's Room object, without `unread`, `mentions_unread`, `notify`
     this.member = false;
     this.unread = 0;
+    this.mentionsUnread = 0;        // of the unread, those that mention the reader
+    this.mentionIds = new Set();    // unread mentions counted here since the server's last count
+    this.notify = "mentions";       // the reader's level: "all", "mentions" or "none"
     this.joined = false;            // joined on the current connection
     this.members = new Map();       // user id -> User
     this.online = new Set();        // user ids
@@ -94,7 +97,7 @@ export class ChatStore extends EventTarget {
 
   /** Add or refresh a room from a server Room object. */
   upsertRoom(info) {
-    const { unread, ...rest } = info;
+    const { unread, mentions_unread: mentionsUnread, notify, ...rest } = info;
     let room = this.rooms.get(info.slug);
     if (room) {
       room.info = { ...room.info, ...rest };
@@ -106,7 +109,10 @@ export class ChatStore extends EventTarget {
     if (unread !== undefined) {
       room.member = true;
       room.unread = unread;
+      room.mentionsUnread = mentionsUnread ?? 0;
+      room.mentionIds.clear();
     }
+    if (notify !== undefined) room.notify = notify;
     return room;
   }
 
@@ -163,6 +169,8 @@ export class ChatStore extends EventTarget {
     room.member = false;
     room.joined = false;
     room.unread = 0;
+    room.mentionsUnread = 0;
+    room.mentionIds.clear();
     if (room.info.private) this.rooms.delete(slug);
     if (this.activeSlug === slug) {
       this.activeSlug = null;
@@ -222,6 +230,36 @@ export class ChatStore extends EventTarget {
     let total = 0;
     for (const room of this.rooms.values()) if (room.member) total += room.unread;
     return total;
+  }
+
+  totalMentions() {
+    let total = 0;
+    for (const room of this.rooms.values()) if (room.member) total += room.mentionsUnread;
+    return total;
+  }
+
+  /** An unread message mentions the reader (live, or an edit that added them): counted once. */
+  countMention(room, messageId) {
+    if (room.mentionIds.has(messageId)) return;
+    room.mentionIds.add(messageId);
+    room.mentionsUnread += 1;
+    this.notify("rooms");
+  }
+
+  /** The server's counts after a read marker moved (`room:read`). */
+  setReadCounts(room, { unread, mentions_unread: mentionsUnread }) {
+    room.unread = unread;
+    room.mentionsUnread = mentionsUnread ?? 0;
+    room.mentionIds.clear();
+    this.notify("rooms");
+  }
+
+  /** The reader's notification level for a room (`room:notify`, from any of their tabs). */
+  setNotifyLevel(slug, level) {
+    const room = this.rooms.get(slug);
+    if (!room || room.notify === level) return;
+    room.notify = level;
+    this.notify("rooms");
   }
 
   // -- joining and pages --
@@ -316,6 +354,10 @@ export class ChatStore extends EventTarget {
     if (!message) return;
     room.messages.set(id, { ...message, deleted: true });
     room.sortedCache = null;
+    if (room.mentionIds.delete(id)) {
+      room.mentionsUnread = Math.max(0, room.mentionsUnread - 1);
+      this.notify("rooms");
+    }
     if (this.editing?.id === id) this.editing = null;
     this.notify("room", slug);
   }

@@ -8,6 +8,7 @@
 
 import { avatar, coalesced, h, icon, linkified, reconcileChildren } from "../lib/dom.js";
 import { dayKey, dayLabel, fullDateTime, parseTime, shortDate, timeOfDay } from "../lib/format.js";
+import { mentionedBody, mentionsMe } from "./mentions.js";
 
 /** Messages by one author within this gap share one header, as in Slack or Discord. */
 const GROUP_GAP_MS = 5 * 60 * 1000;
@@ -192,11 +193,13 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
         const canDelete = mine || me.isAdmin || room.info.owner_id === me.id;
         const edit = editing && editing.id === message.id ? editing : null;
         const sig = JSON.stringify([message.body, message.edited_at, Boolean(message.deleted), continued,
+          (message.mentions || []).map((id) => room.members.get(id)?.username ?? null),
+          Boolean(message.mentions_room),
           canEdit, canDelete, edit ? [edit.saving, edit.error?.message ?? ""] : null]);
         items.push({
           key: `m:${message.id}`,
           sig,
-          build: () => messageRow(message, { continued, mine, canEdit, canDelete, edit }),
+          build: () => messageRow(message, { continued, mine, canEdit, canDelete, edit, members: room.members }),
         });
       } else {
         const pending = entry.pending;
@@ -235,9 +238,10 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     return h("time", { datetime: date.toISOString(), title: fullDateTime(date) }, timeOfDay(date));
   }
 
-  function messageRow(message, { continued, mine, canEdit, canDelete, edit }) {
+  function messageRow(message, { continued, mine, canEdit, canDelete, edit, members }) {
     const created = parseTime(message.created_at);
     const classes = ["msg"];
+    if (mentionsMe(message, store.me.id)) classes.push("msg--mentions-me");
     if (continued) classes.push("msg--continued");
     if (mine) classes.push("msg--mine");
     if (edit) classes.push("msg--editing");
@@ -253,7 +257,7 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer 
     if (edit) {
       body = editForm(message, edit);
     } else {
-      body = h("div", { class: "msg-body" }, h("span", { class: "msg-text" }, linkified(message.body)),
+      body = h("div", { class: "msg-body" }, h("span", { class: "msg-text" }, mentionedBody(message, members, store.me.id)),
         message.edited_at
           ? h("span", { class: "msg-edited", title: `Edited ${fullDateTime(parseTime(message.edited_at))}` }, "(edited)")
           : null);
