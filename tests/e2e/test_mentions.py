@@ -255,3 +255,24 @@ def test_catch_up_by_cursor_and_the_feed_carry_the_message_with_its_mentions(per
         assert [json.loads(e.data)["mentions"] for e in events] == [[user_id(alice)], []]
     finally:
         feed.close()
+
+
+def test_the_rest_api_sets_the_level_by_the_same_rule(person, mentions_server):
+    from .test_api import api, password_pair
+
+    alice, bob = person("alice"), person("bob")
+    room = new_room(bob, alice)
+    pair = password_pair(mentions_server.url, alice.username)
+    answer = api(mentions_server.url, "PUT", f"/api/v1/rooms/{room}/notify", pair,
+                 json={"level": "none"})
+    assert (answer.status_code, answer.json()) == (200, {"room": room, "notify": "none"})
+    alice.wait_for("room:notify", lambda n: n == {"room": room, "notify": "none"})
+    wrong = api(mentions_server.url, "PUT", f"/api/v1/rooms/{room}/notify", pair,
+                json={"level": "sometimes"})
+    assert wrong.status_code == 400 and wrong.json()["error"]["field"] == "level"
+    shown = api(mentions_server.url, "GET", f"/api/v1/rooms/{room}", pair).json()["room"]
+    assert (shown["notify"], shown["mentions_unread"]) == ("none", 0)
+    sent = api(mentions_server.url, "POST", f"/api/v1/rooms/{room}/messages",
+               password_pair(mentions_server.url, bob.username),
+               json={"body": f"@{alice.username} via REST"}).json()["message"]
+    assert sent["mentions"] == [user_id(alice)] and sent["mentions_room"] is False
