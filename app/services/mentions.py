@@ -31,8 +31,9 @@ from .ratelimit import limits
 from .rooms import NOTIFY_LEVELS, RoomRef, member_room, notify_level
 
 # ``@`` then a username's characters (2 to 32 of A-Z a-z 0-9 . _ -), not
-# inside a word or an address (``bob@example.com`` mentions no one).
-_MENTION = re.compile(r"(?<![\w.@-])@([A-Za-z0-9._-]{2,32})")
+# inside a word or an address (``bob@example.com`` mentions no one), and
+# not the start of a longer word.
+_MENTION = re.compile(r"(?<![\w.@-])@([A-Za-z0-9._-]{2,32})(?![A-Za-z0-9._-])")
 # Sentence punctuation after a name ("thanks @alice.") is not part of it,
 # unless a username really ends that way: both readings are looked up.
 _TRAILING = "._-"

@@ -8,12 +8,15 @@ they joined the room, unless their level for it is ``none``. Rooms count
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import uuid
 
 import pytest
 
+from tests.support import postgres
+from tests.support.requirements import unavailable
 from tests.support.server import TEST_PASSWORD, flask_cli, sign_in, sign_up
 from tests.support.sse import Feed
 
@@ -25,16 +28,26 @@ ROOM_LIMIT = 2
 _names = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def mentions_server(tmp_path_factory):
-    env = e2e_env(f"sqlite:///{tmp_path_factory.mktemp('mentions-db') / 'parley.sqlite3'}",
-                  MENTION_ROOM_RATE_LIMIT=f"{ROOM_LIMIT} per hour")
-    flask_cli(env, "init-db")
-    flask_cli(env, "create-user", "boss", "--admin", "--password-stdin",
-              stdin=TEST_PASSWORD + "\n")
-    running = start_server(env, "server-mentions")
-    yield running
-    stop_server(running)
+@pytest.fixture(scope="module",
+                params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def mentions_server(request, tmp_path_factory):
+    """This module's server, on SQLite and on PostgreSQL (the counts are one
+    grouped query each, which both must answer alike)."""
+    with contextlib.ExitStack() as stack:
+        if request.param == "postgres":
+            reason = postgres.available()
+            if reason is not None:
+                unavailable(f"{reason}; start one or point PARLEY_TEST_POSTGRES_URL at one")
+            url = stack.enter_context(postgres.throwaway_database())
+        else:
+            url = f"sqlite:///{tmp_path_factory.mktemp('mentions-db') / 'parley.sqlite3'}"
+        env = e2e_env(url, MENTION_ROOM_RATE_LIMIT=f"{ROOM_LIMIT} per hour")
+        flask_cli(env, "init-db")
+        flask_cli(env, "create-user", "boss", "--admin", "--password-stdin",
+                  stdin=TEST_PASSWORD + "\n")
+        running = start_server(env, f"server-mentions-{request.param}")
+        yield running
+        stop_server(running)
 
 
 @pytest.fixture

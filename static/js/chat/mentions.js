@@ -8,7 +8,7 @@
 import { h, linkified } from "../lib/dom.js";
 
 /** "@" then a username's characters, not inside a word or an address (the server's rule). */
-const MENTION_PATTERN = /(?<![\w.@-])@([A-Za-z0-9._-]{2,32})/g;
+const MENTION_PATTERN = /(?<![\w.@-])@([A-Za-z0-9._-]{2,32})(?![A-Za-z0-9._-])/g;
 const TRAILING = /[._-]+$/;
 /** How many names the completion list offers at once. */
 const MAX_SUGGESTIONS = 8;
