@@ -112,6 +112,10 @@ class Config:
     # a team lead calls everyone a few times a day; 10 an hour is more than
     # that, and holds a compromised owner account to a nuisance, not a flood.
     MENTION_ROOM_RATE_LIMIT = os.environ.get("MENTION_ROOM_RATE_LIMIT", "10 per hour")
+    # Only a message's first this-many distinct "@" words are read as
+    # mentions: a person names a few colleagues; a message naming fifty is
+    # a crowd call, which is what @room (and its limit) is for.
+    MENTION_MAX_NAMES = _int("MENTION_MAX_NAMES", 20)
     # Rooms are cheap to make and costly to moderate: a person creates a few
     # a day, a spam script thousands.
     ROOM_CREATE_RATE_LIMIT = os.environ.get("ROOM_CREATE_RATE_LIMIT", "10 per hour")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy import delete, insert, select
 
 from .. import events
@@ -55,11 +56,17 @@ class Found:
 NONE = Found()
 
 
-def names_in(body: str) -> set[str]:
-    """Every lowercased name a body may mention (both readings of trailing punctuation)."""
-    names = set()
+def names_in(body: str, limit: int | None = None) -> set[str]:
+    """Every lowercased name a body may mention (both readings of trailing
+    punctuation), from its first ``limit`` distinct ``@`` words."""
+    names: set[str] = set()
+    words: set[str] = set()
     for match in _MENTION.finditer(body):
         name = match.group(1).lower()
+        if name not in words:
+            if limit is not None and len(words) >= limit:
+                break
+            words.add(name)
         names.add(name)
         bare = name.rstrip(_TRAILING)
         if len(bare) >= 2:
@@ -76,7 +83,9 @@ def find(actor: Actor, room: RoomRef, body: str) -> Found:
     """
     if "@" not in body:
         return NONE
-    names = names_in(body)
+    # A cap on the words read keeps one message from pushing to a crowd
+    # name by name (the way around @room's rights and limit) and the query small.
+    names = names_in(body, current_app.config["MENTION_MAX_NAMES"])
     if not names:
         return NONE
     whole_room = ROOM_WORD in names and _may_mention_room(actor, room)

@@ -25,6 +25,7 @@ from .conftest import e2e_env, start_server, stop_server
 pytestmark = pytest.mark.e2e
 
 ROOM_LIMIT = 2
+MAX_NAMES = 4
 _names = itertools.count(1)
 
 
@@ -41,7 +42,8 @@ def mentions_server(request, tmp_path_factory):
             url = stack.enter_context(postgres.throwaway_database())
         else:
             url = f"sqlite:///{tmp_path_factory.mktemp('mentions-db') / 'parley.sqlite3'}"
-        env = e2e_env(url, MENTION_ROOM_RATE_LIMIT=f"{ROOM_LIMIT} per hour")
+        env = e2e_env(url, MENTION_ROOM_RATE_LIMIT=f"{ROOM_LIMIT} per hour",
+                      MENTION_MAX_NAMES=str(MAX_NAMES))
         flask_cli(env, "init-db")
         flask_cli(env, "create-user", "boss", "--admin", "--password-stdin",
                   stdin=TEST_PASSWORD + "\n")
@@ -179,6 +181,18 @@ def test_at_room_is_rate_limited_and_a_refused_send_stores_nothing(person):
     assert bodies == [f"@room call {i}" for i in range(ROOM_LIMIT)]
     # Messages without @room are not held back by it.
     assert owner.send(room, f"@{alice.username} still here")["mentions"] == [user_id(alice)]
+
+
+def test_only_the_first_distinct_words_up_to_the_cap_are_read_as_mentions(person):
+    crowd = [person(f"p{i}") for i in range(MAX_NAMES + 1)]
+    owner = person("owner")
+    room = new_room(owner, *crowd)
+    names = [f"@{p.username}" for p in crowd]
+    body = " ".join([names[0], names[0], *names[1:]])  # a repeated word counts once
+    message = owner.send(room, body)
+    assert message["mentions"] == sorted(user_id(p) for p in crowd[:MAX_NAMES])
+    crowd[MAX_NAMES - 1].wait_for("mention", lambda m: m["message"]["id"] == message["id"])
+    assert mentions_got(crowd[MAX_NAMES], message["id"]) == []
 
 
 def test_mentions_unread_counts_mentions_after_the_read_marker(person):

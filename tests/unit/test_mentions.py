@@ -32,3 +32,8 @@ def test_addresses_and_bare_signs_mention_no_one(body):
 def test_a_word_longer_than_any_username_mentions_no_one():
     assert names_in("@" + "x" * 33) == set()
     assert names_in("@" + "x" * 32) == {"x" * 32}
+
+
+def test_only_the_first_distinct_words_up_to_the_limit_are_read():
+    body = "@ann @bob @ann @cy. @dee"
+    assert names_in(body, 3) == {"ann", "bob", "cy.", "cy"}
