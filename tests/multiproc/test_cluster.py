@@ -136,3 +136,20 @@ def _csrf(http: requests.Session, url: str) -> str:
 
     page = http.get(url, timeout=10).text
     return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def test_a_mention_sent_through_one_process_reaches_every_connection_on_the_other(two_servers):
+    a, b = two_servers
+    alice, bob = chat(a), chat(b)
+    bob_elsewhere = ChatClient(a.url, bob.username, http=bob.http).connect()
+    room = unique("room")
+    assert alice.call("room:create", {"name": room})["ok"]
+    alice.join(room)
+    assert alice.call("room:invite", {"room": room, "user": bob.username})["ok"]
+    # Neither of bob's connections joined the room: the push is to him.
+    ack = alice.send(room, f"@{bob.username} across the cluster")
+    assert ack["ok"] and ack["message"]["mentions"] != []
+    for connection in (bob, bob_elsewhere):
+        wait_until(lambda: ("mention", {"room": room, "message": ack["message"]})
+                   in connection.events, 10, message="a connection of bob never got it")
+    alice.close(), bob.close(), bob_elsewhere.close()
