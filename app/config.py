@@ -110,6 +110,14 @@ class Config:
     # makes one account, a household or an office behind one NAT a few an
     # hour; 10 an hour lets those through and holds a script to 240 a day.
     SIGNUP_ADDRESS_RATE_LIMIT = os.environ.get("SIGNUP_ADDRESS_RATE_LIMIT", "10 per hour")
+    # "@room" (owners and admins only) pushes a mention to every member:
+    # a team lead calls everyone a few times a day; 10 an hour is more than
+    # that, and holds a compromised owner account to a nuisance, not a flood.
+    MENTION_ROOM_RATE_LIMIT = os.environ.get("MENTION_ROOM_RATE_LIMIT", "10 per hour")
+    # Only a message's first this-many distinct "@" words are read as
+    # mentions: a person names a few colleagues; a message naming fifty is
+    # a crowd call, which is what @room (and its limit) is for.
+    MENTION_MAX_NAMES = _int("MENTION_MAX_NAMES", 20)
     # Rooms are cheap to make and costly to moderate: a person creates a few
     # a day, a spam script thousands.
     ROOM_CREATE_RATE_LIMIT = os.environ.get("ROOM_CREATE_RATE_LIMIT", "10 per hour")

@@ -52,6 +52,18 @@ def room_added(user_id: int, room: dict) -> None:
     socketio.emit("room:added", {"room": room}, namespace=PUBLIC, to=user_channel(user_id))
 
 
+def mention(user_ids: list[int], slug: str, message: dict) -> None:
+    """Tell each mentioned user's connections, joined to the room or not."""
+    payload = {"room": slug, "message": message}
+    for user_id in user_ids:
+        socketio.emit("mention", payload, namespace=PUBLIC, to=user_channel(user_id))
+
+
+def notify_level(user_id: int, reply: dict) -> None:
+    """A user chose a notification level for a room: their other tabs follow."""
+    socketio.emit("room:notify", reply, namespace=PUBLIC, to=user_channel(user_id))
+
+
 def kicked(sid: str, reason: str, ban: dict | None = None) -> None:
     """Tell one connection why it is being closed, just before it is.
 

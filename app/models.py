@@ -1,5 +1,5 @@
 """The chat's stored state: users and their sign-in sessions, rooms,
-memberships, messages and their reactions, the rooms' change log, announcements, and the moderators'
+memberships, messages with their mentions and reactions, the rooms' change log, announcements, and the moderators'
 audit log."""
 from __future__ import annotations
 
@@ -137,6 +137,10 @@ class Membership(db.Model):
                                          primary_key=True, index=True)
     joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_read_id: Mapped[int] = mapped_column(BigId, default=0)
+    # The member's notification level here: "all", "mentions" or "none";
+    # null means the default for the kind of room (services/mentions.py).
+    # It changes what is pushed to them, never what is stored or counted.
+    notify: Mapped[str | None] = mapped_column(String(8))
 
 
 class Message(db.Model):
@@ -166,6 +170,9 @@ class Message(db.Model):
     # is added to SQLite without rebuilding the table.
     reply_to_id: Mapped[int | None] = mapped_column(BigId)
 
+    # "@room" by the room's owner or an admin: a mention of every member.
+    mentions_room: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
 
 class Reaction(db.Model):
     """One user's emoji on one message: at most one per user, emoji and message."""
@@ -179,6 +186,17 @@ class Reaction(db.Model):
     # A fully-qualified emoji (app/services/reactions.py): at most 10 code points.
     emoji: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MessageMention(db.Model):
+    """A member mentioned by name (``@alice``) in a message, as of its latest edit."""
+
+    __tablename__ = "message_mentions"
+
+    message_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True, index=True)
 
 
 # -- full-text search over messages (app/services/search.py) ----------------------

@@ -145,6 +145,14 @@ class RoomRead(RoomRef):
     last_read_id: Cursor
 
 
+# Which levels exist is the service's rule (rooms.NOTIFY_LEVELS).
+NotifyLevel = Annotated[str, Field(min_length=1, max_length=16), Storable]
+
+
+class RoomNotify(RoomRef):
+    level: NotifyLevel
+
+
 class DmOpen(Payload):
     user: Username
 
@@ -362,6 +370,12 @@ class ReadMarker(Payload):
     last_read_id: Cursor
 
 
+class NotifyChoice(Payload):
+    """``PUT /api/v1/rooms/<slug>/notify``."""
+
+    level: NotifyLevel = Field(description="all, mentions or none")
+
+
 class HistoryQuery(OneDirection):
     """``GET /api/v1/rooms/<slug>/messages`` query: text in a URL, so not strict."""
 
@@ -408,6 +422,12 @@ class RoomShape(Shape):
     archived: bool
     owner_id: int | None
     unread: int | None = Field(default=None, description="only where the caller is a member")
+    mentions_unread: int | None = Field(
+        default=None, description="of the unread, those mentioning the caller (@name or "
+                                  "@room); only where the caller is a member")
+    notify: str | None = Field(
+        default=None, description="the caller's notification level: all, mentions or none; "
+                                  "only where the caller is a member")
 
 
 class QuoteShape(Shape):
@@ -435,6 +455,10 @@ class MessageShape(Shape):
     client_id: str
     reply_to: QuoteShape | None = Field(description="the message this one replies to")
     reactions: list[ReactionShape] = Field(description="in the order first given")
+    mentions: list[int] = Field(default=[], description="ids of the members it mentions by "
+                                                        "name (@alice), ascending")
+    mentions_room: bool = Field(default=False, description="an @room by the room's owner "
+                                                           "or an admin: every member")
 
 
 class RoomsReply(Shape):
@@ -483,6 +507,12 @@ class SearchReply(Shape):
 
 class UnreadReply(Shape):
     unread: int
+    mentions_unread: int
+
+
+class NotifyReply(Shape):
+    room: str = Field(description="the room's slug")
+    notify: str
 
 
 class ErrorBody(Shape):

@@ -12,7 +12,7 @@ import uuid
 from flask import request
 
 from .. import metrics, schemas
-from ..services import messages, reactions, rooms, search, tokens
+from ..services import mentions, messages, reactions, rooms, search, tokens
 from ..services.connections import live
 from . import route
 
@@ -131,9 +131,17 @@ def send_message(actor, slug: str, body: schemas.MessageCreate):
 
 
 @route("POST", "/api/v1/rooms/<slug>/read", body=schemas.ReadMarker, reply=schemas.UnreadReply,
-       summary="Move the caller's read marker (room:read); answers the unread count left.")
+       summary="Move the caller's read marker (room:read); answers the unread count and unread mentions left.")
 def mark_read(actor, slug: str, body: schemas.ReadMarker):
-    return {"unread": rooms.mark_read(actor, slug, body.last_read_id)}
+    return rooms.mark_read(actor, slug, body.last_read_id)
+
+
+@route("PUT", "/api/v1/rooms/<slug>/notify", body=schemas.NotifyChoice,
+       reply=schemas.NotifyReply,
+       summary="The caller's notification level for a room they belong to (room:notify): "
+               "all, mentions or none.")
+def notify_level(actor, slug: str, body: schemas.NotifyChoice):
+    return mentions.set_level(actor, slug, body.level)
 
 
 # -- messages -----------------------------------------------------------------------

@@ -11,7 +11,7 @@ from .. import metrics
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..extensions import db
 from ..models import Message, Reaction, Room, User, isoformat, utcnow
-from . import Actor, changes
+from . import Actor, changes, mentions
 from .ratelimit import limits
 from .rooms import RoomRef, _is_admin, _is_member, can_see, check_writable, member_room
 from .text import is_blank
@@ -20,8 +20,11 @@ from .text import is_blank
 REPLY_EXCERPT_LENGTH = 100
 
 
+
 def message_to_public(message: Message, slug: str, user: dict, *,
-                      reply_to: dict | None = None, reactions: list | tuple = ()) -> dict:
+                      reply_to: dict | None = None, reactions: list | tuple = (),
+                      mentioned: list[int] | None = None) -> dict:
+    """A Message object; ``mentioned``: the ids it mentions by name (``mentions.stored``)."""
     return {
         "id": message.id,
         "room": slug,
@@ -32,6 +35,8 @@ def message_to_public(message: Message, slug: str, user: dict, *,
         "client_id": message.client_id,
         "reply_to": reply_to,
         "reactions": list(reactions),
+        "mentions": mentioned or [],
+        "mentions_room": bool(message.mentions_room),
     }
 
 
@@ -106,8 +111,10 @@ def one_message(message: Message, slug: str, viewer_id: int | None) -> dict:
                      .join(User, User.id == Message.user_id))
         .where(Message.id == message.id)).one()
     reactions = reactions_of([message.id], viewer_id).get(message.id, [])
+    mentioned = mentions.stored([message.id]).get(message.id) if "@" in message.body else None
     return message_to_public(message, slug, author(uid, name, bot, shown),
-                             reply_to=quote_of(message, *original), reactions=reactions)
+                             reply_to=quote_of(message, *original), reactions=reactions,
+                             mentioned=mentioned)
 
 
 def check_body(body: str) -> str:
@@ -150,9 +157,11 @@ def page(room: Room | RoomRef, *, before: int | None, after: int | None,
     if after is None:
         rows.reverse()
     reactions = reactions_of([row[0].id for row in rows], viewer_id)
+    # Only a body with "@" can mention anyone: most pages need no lookup.
+    mentioned = mentions.stored([m.id for m, *_ in rows if "@" in m.body])
     return [message_to_public(m, room.slug, author(uid, name, bot, shown),
                               reply_to=quote_of(m, *original),
-                              reactions=reactions.get(m.id, ()))
+                              reactions=reactions.get(m.id, ()), mentioned=mentioned.get(m.id))
             for m, uid, name, bot, shown, *original in rows], has_more
 
 
@@ -291,6 +300,8 @@ def send(actor: Actor, room: RoomRef, body: str, client_id: str,
     existing = _own_message(actor, client_id)
     if existing is not None:
         return _replay(existing, room)
+    # Read before the write transaction starts (a query for a body with "@").
+    found = mentions.find(actor, room, body)
     # Spent here, in one atomic step of the limiter (a Lua script on Redis),
     # so that concurrent sends on several connections or processes can never
     # pass the limit together; and outside the transaction: with Redis this
@@ -298,7 +309,11 @@ def send(actor: Actor, room: RoomRef, body: str, client_id: str,
     # stalls the worker. Invalid sends, refused sends and replays of a stored
     # client_id were answered above and spend nothing; a send that fails on
     # the database after this point (``internal``) keeps its unit spent.
-    limits.hit("message", actor.id, actor.username)
+    # An @room also spends a unit of its own limit: both or neither.
+    if found.room:
+        mentions.spend(actor, found, sending=True)
+    else:
+        limits.hit("message", actor.id, actor.username)
     created_at = utcnow()
     try:
         # The room's next log position first: taking it locks the room's row
@@ -316,12 +331,16 @@ def send(actor: Actor, room: RoomRef, body: str, client_id: str,
         # reply is built from what was written, with no reload after commit.
         message_id = db.session.connection().execute(_INSERT_MESSAGE, {
             "room_id": room.id, "user_id": actor.id, "client_id": client_id, "body": body,
-            "created_at": created_at, "deleted": False, "reply_to_id": reply_to}).scalar_one()
+            "created_at": created_at, "deleted": False, "reply_to_id": reply_to,
+            "mentions_room": found.room}).scalar_one()
+        mentions.store(message_id, found)
         reply = {"id": message_id, "room": room.slug, "user": actor.to_public(), "body": body,
                  "created_at": isoformat(created_at), "edited_at": None,
-                 "client_id": client_id, "reply_to": quoted, "reactions": []}
+                 "client_id": client_id, "reply_to": quoted, "reactions": [],
+                 "mentions": list(found.user_ids), "mentions_room": found.room}
         changes.record(room.id, room.slug, "message", reply, message_id=message_id,
                        position=position)
+        mentions.push_after_commit(room.slug, reply, found)
         db.session.commit()
     except IntegrityError:
         # The same client_id raced in on another connection: ack that one.
@@ -380,18 +399,34 @@ def _message_for(actor: Actor, message_id: int, action: str) -> tuple[Message, R
 
 
 def edit(actor: Actor, message_id: int, body: str) -> dict:
-    """The author's new text. The ack is the message as the author reads it (with
-    ``me`` in its reactions); the room gets it as every reader does (without)."""
+    """The author changes a message's text; its mentions follow the new text.
+
+    The ack is the message as the author reads it (with ``me`` in its
+    reactions); the room gets it as every reader does (without). Members it
+    now mentions, and not before, get ``mention`` after the commit; an
+    ``@room`` it did not have spends the ``@room`` limit.
+    """
     body = check_body(body)
     message, room = _message_for(actor, message_id, "edit")
-    check_writable(RoomRef.of(room))
+    ref = RoomRef.of(room)
+    check_writable(ref)
+    # Read before the message is changed (a query would flush the change).
+    before = mentions.stored([message.id]).get(message.id, [])
+    found = mentions.find(actor, ref, body)
+    had_room = bool(message.mentions_room)
+    if found.room and not had_room:
+        mentions.spend(actor, found, sending=False)
     message.body = body
     message.edited_at = utcnow()
+    message.mentions_room = found.room
+    mentions.replace(message.id, before, found)
     db.session.flush()
     reply = one_message(message, room.slug, actor.id)
-    changes.record(room.id, room.slug, "message:updated",
-                   {**reply, "reactions": as_broadcast(reply["reactions"])},
-                   message_id=message.id)
+    broadcast = {**reply, "reactions": as_broadcast(reply["reactions"])}
+    changes.record(room.id, room.slug, "message:updated", broadcast, message_id=message.id)
+    # An @room kept from before told everyone already.
+    told = {user_id for user_id, _ in found.pushes} if had_room and found.room else set(before)
+    mentions.push_after_commit(room.slug, broadcast, found, told)
     db.session.commit()
     return reply
 

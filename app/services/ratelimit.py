@@ -33,6 +33,8 @@ RULES = {
                     "too many failed sign-ins for this account; try again later"),
     "signin_address": ("SIGNIN_ADDRESS_RATE_LIMIT",
                        "too many failed sign-ins from this address; try again later"),
+    "mention_room": ("MENTION_ROOM_RATE_LIMIT",
+                     "too many @room mentions; try again later"),
     "room_create": ("ROOM_CREATE_RATE_LIMIT", "too many rooms created; try again later"),
     "user_search": ("USER_SEARCH_RATE_LIMIT", "too many user look-ups; slow down"),
     "dm_open": ("DM_OPEN_RATE_LIMIT", "too many direct messages opened; try again later"),

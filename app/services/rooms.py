@@ -8,13 +8,13 @@ import unicodedata
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, case, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import events
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..extensions import db
-from ..models import Announcement, Membership, Message, Room, RoomChange, User, isoformat
+from ..models import Announcement, Membership, Message, MessageMention, Room, RoomChange, User, isoformat
 from . import Actor, audit, changes
 from .ratelimit import limits
 from .text import is_blank
@@ -37,7 +37,29 @@ class RoomRef:
         return cls(room.id, room.slug, room.private, room.archived)
 
 
-def room_to_public(room: Room, member_count: int, unread: int | None = None) -> dict:
+# A member's notification levels for a room (``room:notify``): a browser
+# notification (and the ``mention`` push) for every message, for mentions
+# only, or for nothing. Null in the database: the room kind's default.
+NOTIFY_LEVELS = ("all", "mentions", "none")
+
+
+def notify_level(room: Room, stored: str | None) -> str:
+    """What a member chose, else the default: every message of a DM, mentions elsewhere."""
+    return stored or ("all" if room.is_dm else "mentions")
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A member's view of a room: unread messages, unread mentions of them, their level."""
+
+    unread: int = 0
+    mentions_unread: int = 0
+    notify: str | None = None
+
+
+def room_to_public(room: Room, member_count: int, reading: Reading | None = None) -> dict:
+    """A Room object; ``reading`` (the caller is a member) adds ``unread``,
+    ``mentions_unread`` and ``notify``."""
     data = {
         "slug": room.slug,
         "name": room.name,
@@ -49,8 +71,10 @@ def room_to_public(room: Room, member_count: int, unread: int | None = None) -> 
         "archived": room.archived,
         "owner_id": room.owner_id,
     }
-    if unread is not None:
-        data["unread"] = unread
+    if reading is not None:
+        data["unread"] = reading.unread
+        data["mentions_unread"] = reading.mentions_unread
+        data["notify"] = notify_level(room, reading.notify)
     return data
 
 
@@ -151,25 +175,45 @@ def member_count(room_id: int) -> int:
 
 
 def unread_counts(user_id: int, room_ids: list[int] | None = None) -> dict[int, int]:
-    """Unread messages per room: others' messages after the member's read marker."""
+    """Unread messages per room (rooms with none left out); see ``readings``."""
+    return {room_id: reading.unread for room_id, reading in readings(user_id, room_ids).items()
+            if reading.unread}
+
+
+def readings(user_id: int, room_ids: list[int] | None = None) -> dict[int, Reading]:
+    """Every room of the member (or those of ``room_ids``): its ``Reading``, in one query.
+
+    Unread: others' live messages after the member's read marker; unread
+    mentions: those of them that name the member or say ``@room``. The
+    notification level never changes the counts.
+    """
+    mentioned = or_(MessageMention.user_id.is_not(None), Message.mentions_room.is_(True))
     query = (
-        select(Membership.room_id, func.count(Message.id))
-        .join(Message, and_(Message.room_id == Membership.room_id,
-                            Message.id > Membership.last_read_id,
-                            Message.deleted.is_(False),
-                            Message.user_id != user_id))
+        select(Membership.room_id, Membership.notify, func.count(Message.id),
+               func.count(case((mentioned, Message.id))))
+        .select_from(Membership)
+        .outerjoin(Message, and_(Message.room_id == Membership.room_id,
+                                 Message.id > Membership.last_read_id,
+                                 Message.deleted.is_(False),
+                                 Message.user_id != user_id))
+        .outerjoin(MessageMention, and_(MessageMention.message_id == Message.id,
+                                        MessageMention.user_id == user_id))
         .where(Membership.user_id == user_id)
-        .group_by(Membership.room_id)
+        .group_by(Membership.room_id, Membership.notify)
     )
     if room_ids is not None:
         query = query.where(Membership.room_id.in_(room_ids))
-    return dict(db.session.execute(query).all())
+    return {room_id: Reading(unread, mentions, notify)
+            for room_id, notify, unread, mentions in db.session.execute(query).all()}
+
+
+def reading_of(user_id: int, room_id: int) -> Reading:
+    return readings(user_id, [room_id]).get(room_id, Reading())
 
 
 def public_room(room: Room, user_id: int) -> dict:
-    """A room as a member sees it (with ``unread``)."""
-    unread = unread_counts(user_id, [room.id]).get(room.id, 0)
-    return room_to_public(room, member_count(room.id), unread)
+    """A room as a member sees it (with ``unread``, ``mentions_unread``, ``notify``)."""
+    return room_to_public(room, member_count(room.id), reading_of(user_id, room.id))
 
 
 # -- actions ----------------------------------------------------------------
@@ -218,7 +262,7 @@ def create_room(actor: Actor, name: str, topic: str = "", private: bool = False)
         # room: visible); an unlisted slug colliding is a 1 in 2**32 chance.
         db.session.rollback()
         raise Conflict(f"a room with the address {slug!r} exists", field="name") from None
-    return room_to_public(room, 1, 0)
+    return room_to_public(room, 1, Reading())
 
 
 def default_room_names() -> list[str]:
@@ -259,8 +303,8 @@ def list_rooms(actor: Actor) -> list[dict]:
         .where((Room.private.is_(False)) | Room.id.in_(mine))
         .order_by(Room.is_dm, func.lower(Room.name))
     ).all()
-    unread = unread_counts(actor.id)
-    return [room_to_public(room, count, unread.get(room.id, 0) if member else None)
+    reading = readings(actor.id)
+    return [room_to_public(room, count, reading.get(room.id, Reading()) if member else None)
             for room, count, member in rows]
 
 
@@ -303,8 +347,7 @@ def join_reply(actor: Actor, ref: RoomRef, online_ids: set[int], since: int | No
     ).scalars().all()
     public_members = [m.to_public() for m in members]
     return {
-        "room": room_to_public(room, len(members),
-                               unread_counts(actor.id, [room.id]).get(room.id, 0)),
+        "room": room_to_public(room, len(members), reading_of(actor.id, room.id)),
         "members": public_members,
         "online": [m for m in public_members if m["id"] in online_ids],
         **reply,
@@ -332,7 +375,7 @@ def update_room(actor: Actor, slug: str, name: str | None = None,
         changes.record(room.id, room.slug, "room:updated",
                        {"room": room.slug, "name": new_name, "topic": new_topic})
     reply = room_to_public(room, member_count(room.id),
-                           unread_counts(actor.id, [room.id]).get(room.id, 0) if member else None)
+                           reading_of(actor.id, room.id) if member else None)
     db.session.commit()
     return reply
 
@@ -508,8 +551,9 @@ def open_dm(actor: Actor, username: str) -> dict:
     return reply
 
 
-def mark_read(actor: Actor, slug: str, last_read_id: int) -> int:
-    """Move the read marker forward (never back); the unread count left."""
+def mark_read(actor: Actor, slug: str, last_read_id: int) -> dict:
+    """Move the read marker forward (never back); the ``room:read`` ack:
+    ``{"unread", "mentions_unread"}`` left."""
     room = member_room(actor, slug)
     membership = db.session.get(Membership, (room.id, actor.id))
     newest = db.session.execute(
@@ -518,7 +562,8 @@ def mark_read(actor: Actor, slug: str, last_read_id: int) -> int:
     if target > membership.last_read_id:
         membership.last_read_id = target
         db.session.commit()
-    return unread_counts(actor.id, [room.id]).get(room.id, 0)
+    left = reading_of(actor.id, room.id)
+    return {"unread": left.unread, "mentions_unread": left.mentions_unread}
 
 
 def members_of(actor: Actor, slug: str, online_ids: set[int]) -> dict:

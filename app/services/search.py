@@ -34,7 +34,7 @@ from ..errors import Invalid
 from ..extensions import db
 from ..models import (SEARCH_CONFIG, SEARCH_TABLE, Membership, Message, Room, User)
 from . import Actor
-from . import messages
+from . import mentions, messages
 from .ratelimit import limits
 from .rooms import visible_room
 from .users import get_user
@@ -238,6 +238,7 @@ def _results(words: list[str], ids: list[int], dialect: str, viewer_id: int) -> 
     query = messages.with_quotes(query.join(User, User.id == Message.user_id)
                                  .join(Room, Room.id == Message.room_id))
     reactions = messages.reactions_of(ids, viewer_id)
+    mentioned = mentions.stored(ids)
     found = {}
     for message, uid, username, bot, shown, slug, marked, *original in \
             db.session.execute(query).all():
@@ -245,7 +246,7 @@ def _results(words: list[str], ids: list[int], dialect: str, viewer_id: int) -> 
             "message": messages.message_to_public(
                 message, slug, messages.author(uid, username, bot, shown),
                 reply_to=messages.quote_of(message, *original),
-                reactions=reactions.get(message.id, ())),
+                reactions=reactions.get(message.id, ()), mentioned=mentioned.get(message.id)),
             "room": slug,
             "snippet": snippet_parts(marked, message.body),
         }

@@ -7,7 +7,7 @@ from flask import current_app, request
 from flask_socketio import join_room
 
 from .. import events, schemas
-from ..services import Actor, messages, moderation, reactions, rooms, search, users
+from ..services import Actor, mentions, messages, moderation, reactions, rooms, search, users
 from ..services.connections import Connection, live
 from ..services.ratelimit import limits
 from .base import ChatNamespace
@@ -109,7 +109,9 @@ class PublicNamespace(ChatNamespace):
 
     @acked(schemas.MessageSend)
     def on_message_send(self, connection, payload):
-        """``message:send``: acked after commit; then every joined connection gets ``message``.
+        """``message:send``: acked after commit; then every joined connection gets ``message``,
+        and each member it mentions (``@name``, ``@room``) gets ``mention`` on every
+        connection of theirs, joined to the room or not (unless their level is ``none``).
 
         With ``reply_to`` the message answers another of the room, and carries its quote.
         """
@@ -166,8 +168,14 @@ class PublicNamespace(ChatNamespace):
     @acked(schemas.RoomRead)
     def on_room_read(self, connection, payload):
         """``room:read``: moves the caller's read marker; the ack has the unread count left."""
-        return {"unread": rooms.mark_read(connection.actor, payload.room,
-                                          payload.last_read_id)}
+        return rooms.mark_read(connection.actor, payload.room, payload.last_read_id)
+
+    @acked(schemas.RoomNotify)
+    def on_room_notify(self, connection, payload):
+        """``room:notify`` ``{"room", "level"}``: the caller's notification level for a
+        room they belong to; acked ``{"room", "notify"}``, and their own
+        connections (this one included) get ``room:notify`` with the same."""
+        return mentions.set_level(connection.actor, payload.room, payload.level)
 
     @acked(schemas.DmOpen)
     def on_dm_open(self, connection, payload):

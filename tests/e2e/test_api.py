@@ -348,7 +348,7 @@ def test_a_rest_send_with_a_repeated_idempotency_key_answers_the_same_message(se
     assert edited.status_code == 200 and edited.json()["message"]["body"] == "twice"
     read = api(server.url, "POST", f"/api/v1/rooms/{room}/read", pair,
                json={"last_read_id": message_id})
-    assert read.json() == {"unread": 0}
+    assert read.json() == {"unread": 0, "mentions_unread": 0}
     assert api(server.url, "DELETE", f"/api/v1/messages/{message_id}", pair).status_code == 204
     bob.wait_for("message:deleted", lambda m: m["id"] == message_id)
 

@@ -199,3 +199,18 @@ def test_a_new_display_name_rides_on_what_the_user_sends_through_the_other_proce
     assert on_b.send(room, "hello")["message"]["user"]["display_name"] == "Renamed Elsewhere"
     on_b.close()
 
+def test_a_mention_sent_through_one_process_reaches_every_connection_on_the_other(two_servers):
+    a, b = two_servers
+    alice, bob = chat(a), chat(b)
+    bob_elsewhere = ChatClient(a.url, bob.username, http=bob.http).connect()
+    room = unique("room")
+    assert alice.call("room:create", {"name": room})["ok"]
+    alice.join(room)
+    assert alice.call("room:invite", {"room": room, "user": bob.username})["ok"]
+    # Neither of bob's connections joined the room: the push is to him.
+    ack = alice.send(room, f"@{bob.username} across the cluster")
+    assert ack["ok"] and ack["message"]["mentions"] != []
+    for connection in (bob, bob_elsewhere):
+        wait_until(lambda: ("mention", {"room": room, "message": ack["message"]})
+                   in connection.events, 10, message="a connection of bob never got it")
+    alice.close(), bob.close(), bob_elsewhere.close()

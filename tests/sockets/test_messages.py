@@ -44,7 +44,7 @@ def test_a_sent_message_reaches_every_joined_connection_the_senders_included(app
         "id": message["id"], "room": "general",
         "user": {"id": user_id(app, "bob"), "username": "bob", "bot": False, "display_name": None},
         "body": "hello", "edited_at": None, "client_id": "c-1",
-        "reply_to": None, "reactions": []}
+        "reply_to": None, "reactions": [], "mentions": [], "mentions_room": False}
     assert without_cursor(received(alice)) == [message]
     assert without_cursor(received(bob)) == [message]
     assert received(carol) == []
@@ -398,7 +398,7 @@ def test_room_read_moves_the_marker_and_answers_the_unread_left(chat):
     m = [sent(bob, "general", f"m{i}") for i in range(3)]
     assert call(alice, "rooms:list")["rooms"][0]["unread"] == 3
     assert call(alice, "room:read", {"room": "general", "last_read_id": m[1]["id"]}) == {
-        "ok": True, "unread": 1}
+        "ok": True, "unread": 1, "mentions_unread": 0}
     assert call(alice, "rooms:list")["rooms"][0]["unread"] == 1
     assert joined(alice, "general")["room"]["unread"] == 1
 

@@ -86,7 +86,8 @@ def test_room_create_answers_the_room_with_its_creator_as_only_member(app, auth)
     assert TIME_FORMAT.match(room.pop("created_at"))
     assert room == {"slug": "off-topic", "name": "Off Topic", "topic": "anything goes",
                     "private": False, "member_count": 1, "unread": 0, "dm": False,
-                    "archived": False, "owner_id": user_id(app, "alice")}
+                    "archived": False, "owner_id": user_id(app, "alice"),
+                    "mentions_unread": 0, "notify": "mentions"}
     assert members_of(app, "off-topic") == ["alice"]
     assert in_db(app, select(Room.owner_id))[0][0] == user_id(app, "alice")
 

@@ -7,6 +7,7 @@
 import { call } from "../lib/socket.js";
 import { fullDateTime, parseTime } from "../lib/format.js";
 import { personText } from "../lib/people.js";
+import { mentionsMe } from "./mentions.js";
 
 /** The first page of a room; older messages are fetched as the reader scrolls up. */
 const FIRST_PAGE = 50;
@@ -81,6 +82,8 @@ export class ChatController {
     socket.on("room:removed", (data) => this.onRemoved(data));
     socket.on("room:deleted", (data) => this.onDeleted(data));
     socket.on("user:updated", ({ user }) => store.updateUser(user));
+    socket.on("mention", ({ room, message }) => this.onMention(room, message));
+    socket.on("room:notify", ({ room, notify }) => store.setNotifyLevel(room, notify));
     socket.on("kicked", (notice) => { this.kicked = notice || {}; });
 
     document.addEventListener("visibilitychange", () => {
@@ -270,7 +273,7 @@ export class ChatController {
       case "message":
         if (live) {
           const { fresh } = store.receiveMessage(data);
-          if (fresh) this.countArrival(room);
+          if (fresh) this.countArrival(room, data);
         } else if (store.addMessages(room, [data])) {
           store.notify("room", room.slug);
         }
@@ -301,13 +304,14 @@ export class ChatController {
   }
 
   /** A message by someone else arrived in `room`: count it unless it is being read now. */
-  countArrival(room) {
+  countArrival(room, message) {
     const { store } = this;
     if (room.slug === store.activeSlug && this.isReading()) {
       this.scheduleRead(room.slug);
       return;
     }
     room.unread += 1;
+    if (mentionsMe(message, store.me.id)) store.countMention(room, message.id);
     if (room.slug === store.activeSlug) room.newBelow += 1;
     store.notify("rooms");
     store.notify("room", room.slug);
@@ -347,8 +351,26 @@ export class ChatController {
     const ack = await call(this.socket, "room:read", { room: slug, last_read_id: upTo });
     if (!ack.ok) return;
     room.readUpTo = upTo;
-    room.unread = ack.unread;
-    store.notify("rooms");
+    store.setReadCounts(room, ack);
+  }
+
+  /**
+   * `mention`: a message mentions the reader. A new message was counted on
+   * arrival (its room is joined); an edit that added the reader is counted
+   * here, unless it is being read now or was read already.
+   */
+  onMention(slug, message) {
+    const room = this.store.room(slug);
+    if (!room?.member || !message.edited_at || message.id <= room.readUpTo) return;
+    if (slug === this.store.activeSlug && this.isReading()) return;
+    this.store.countMention(room, message.id);
+  }
+
+  /** The reader's notification level for a room: all, mentions or none. */
+  async setNotifyLevel(slug, level) {
+    const ack = await call(this.socket, "room:notify", { room: slug, level });
+    if (ack.ok) this.store.setNotifyLevel(ack.room, ack.notify);
+    return ack;
   }
 
   async loadOlder(slug) {

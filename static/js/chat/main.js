@@ -10,6 +10,8 @@ import { mountDialogs } from "./dialogs.js";
 import { mountHeader } from "./header.js";
 import { mountMembers } from "./members.js";
 import { mountSearch } from "./search.js";
+import { mountMentionCompleter } from "./mentions.js";
+import { mountNotifications } from "./notifications.js";
 import { mountSidebar, roomHref } from "./sidebar.js";
 import { ChatStore, oneLine } from "./store.js";
 import { mountTimeline } from "./timeline.js";
@@ -165,6 +167,8 @@ mountMembers(store, { openDm: (username) => dialogs.openDm(username) });
 mountComposer(store, controller, timeline);
 // A result opens its room at the message, which takes the focus (not the composer).
 mountSearch(store, controller, { afterOpen: () => closeDrawers({ restoreFocus: false }) });
+mountMentionCompleter(store);
+mountNotifications(store, controller, socket);
 controller.start();
 
 // Buttons anywhere on the page say what they do with data-action.

@@ -34,10 +34,12 @@ export function mountSidebar(store) {
     roomsEmpty.hidden = !store.ready || rooms.length > 0;
     dmsEmpty.hidden = !store.ready || dms.length > 0;
     if (focused) document.querySelector(`.nav-item[data-slug="${CSS.escape(focused)}"]`)?.focus();
-    const unread = store.totalUnread();
+    // "(N)": the unread mentions of the reader when there are any (what
+    // calls for them), else the unread messages.
+    const count = store.totalMentions() || store.totalUnread();
     const active = store.activeRoom();
     const title = active ? `${active.isDm ? "@" : "#"}${store.roomLabel(active)} · Parley` : "Parley";
-    document.title = unread ? `(${unread}) ${title}` : title;
+    document.title = count ? `(${count}) ${title}` : title;
   }
 
   function item(room) {
@@ -66,6 +68,11 @@ export function mountSidebar(store) {
     marker,
     h("span", { class: "nav-name" }, label),
     notes.length ? h("span", { class: "visually-hidden" }, ` (${notes.join(", ")})`) : null,
+    room.mentionsUnread && !active
+      ? h("span", { class: "mention-badge", title: "Mentions of you" },
+        `@${room.mentionsUnread > 99 ? "99+" : room.mentionsUnread}`,
+        h("span", { class: "visually-hidden" }, room.mentionsUnread === 1 ? " mention" : " mentions"))
+      : null,
     room.unread && !active
       ? h("span", { class: "badge" }, room.unread > 99 ? "99+" : String(room.unread),
         h("span", { class: "visually-hidden" }, " unread"))

@@ -58,9 +58,12 @@ function isExpired(announcement) {
 
 export class Room {
   constructor(info) {
-    this.info = info;               // the server's Room object, without `unread`
+    this.info = info;               // the server's Room object, without `unread`, `mentions_unread`, `notify`
     this.member = false;
     this.unread = 0;
+    this.mentionsUnread = 0;        // of the unread, those that mention the reader
+    this.mentionIds = new Set();    // unread mentions counted here since the server's last count
+    this.notify = "mentions";       // the reader's level: "all", "mentions" or "none"
     this.joined = false;            // joined on the current connection
     this.members = new Map();       // user id -> User
     this.online = new Set();        // user ids
@@ -166,7 +169,7 @@ export class ChatStore extends EventTarget {
 
   /** Add or refresh a room from a server Room object. */
   upsertRoom(info) {
-    const { unread, ...rest } = info;
+    const { unread, mentions_unread: mentionsUnread, notify, ...rest } = info;
     let room = this.rooms.get(info.slug);
     if (room && rest.created_at && room.info.created_at && rest.created_at !== room.info.created_at) {
       // Another room at the same address: the one held was deleted while
@@ -184,7 +187,10 @@ export class ChatStore extends EventTarget {
     if (unread !== undefined) {
       room.member = true;
       room.unread = unread;
+      room.mentionsUnread = mentionsUnread ?? 0;
+      room.mentionIds.clear();
     }
+    if (notify !== undefined) room.notify = notify;
     return room;
   }
 
@@ -243,6 +249,8 @@ export class ChatStore extends EventTarget {
     room.member = false;
     room.joined = false;
     room.unread = 0;
+    room.mentionsUnread = 0;
+    room.mentionIds.clear();
     if (room.info.private) this.rooms.delete(slug);
     if (this.activeSlug === slug) {
       this.activeSlug = null;
@@ -320,6 +328,36 @@ export class ChatStore extends EventTarget {
     let total = 0;
     for (const room of this.rooms.values()) if (room.member) total += room.unread;
     return total;
+  }
+
+  totalMentions() {
+    let total = 0;
+    for (const room of this.rooms.values()) if (room.member) total += room.mentionsUnread;
+    return total;
+  }
+
+  /** An unread message mentions the reader (live, or an edit that added them): counted once. */
+  countMention(room, messageId) {
+    if (room.mentionIds.has(messageId)) return;
+    room.mentionIds.add(messageId);
+    room.mentionsUnread += 1;
+    this.notify("rooms");
+  }
+
+  /** The server's counts after a read marker moved (`room:read`). */
+  setReadCounts(room, { unread, mentions_unread: mentionsUnread }) {
+    room.unread = unread;
+    room.mentionsUnread = mentionsUnread ?? 0;
+    room.mentionIds.clear();
+    this.notify("rooms");
+  }
+
+  /** The reader's notification level for a room (`room:notify`, from any of their tabs). */
+  setNotifyLevel(slug, level) {
+    const room = this.rooms.get(slug);
+    if (!room || room.notify === level) return;
+    room.notify = level;
+    this.notify("rooms");
   }
 
   // -- joining and pages --
@@ -488,6 +526,10 @@ export class ChatStore extends EventTarget {
     }
     if (room.replyTo?.id === id) this.setReplyTo(slug, null);
     room.sortedCache = null;
+    if (room.mentionIds.delete(id)) {
+      room.mentionsUnread = Math.max(0, room.mentionsUnread - 1);
+      this.notify("rooms");
+    }
     if (this.editing?.id === id) this.editing = null;
     this.notify("room", slug);
   }

@@ -12,6 +12,7 @@ import { avatar, coalesced, fill, h, icon, linkified, reconcileChildren } from "
 import { dayKey, dayLabel, fullDateTime, parseTime, shortDate, timeOfDay } from "../lib/format.js";
 import { personName, personText } from "../lib/people.js";
 import { deletedQuote, oneLine } from "./store.js";
+import { mentionedBody, mentionsMe } from "./mentions.js";
 
 /** Messages by one author within this gap share one header, as in Slack or Discord. */
 const GROUP_GAP_MS = 5 * 60 * 1000;
@@ -230,13 +231,15 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer,
         const highlight = message.id === highlighted;
         const quote = quoteOf(room, message.reply_to);
         const sig = JSON.stringify([message.body, message.edited_at, Boolean(message.deleted), continued,
+          (message.mentions || []).map((id) => room.members.get(id)?.username ?? null),
+          Boolean(message.mentions_room),
           canEdit, canDelete, writable, edit ? [edit.saving, edit.error?.message ?? ""] : null,
           author.display_name, highlight, quote, message.reactions]);
         items.push({
           key: `m:${message.id}`,
           sig,
           build: () => messageRow(room, message, author,
-            { continued, mine, canEdit, canDelete, edit, writable, quote, highlight }),
+            { continued, mine, canEdit, canDelete, edit, writable, quote, highlight, members: room.members }),
         });
       } else {
         const pending = entry.pending;
@@ -341,10 +344,11 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer,
       }, icon("smile", "icon--small")) : null);
   }
 
-  function messageRow(room, message, author, { continued, mine, canEdit, canDelete, edit, writable, quote, highlight }) {
+  function messageRow(room, message, author, { continued, mine, canEdit, canDelete, edit, writable, quote, highlight, members }) {
     const created = parseTime(message.created_at);
     const classes = ["msg"];
     if (highlight) classes.push("msg--highlight");
+    if (mentionsMe(message, store.me.id)) classes.push("msg--mentions-me");
     if (continued) classes.push("msg--continued");
     if (mine) classes.push("msg--mine");
     if (edit) classes.push("msg--editing");
@@ -360,7 +364,7 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer,
     if (edit) {
       body = editForm(message, edit);
     } else {
-      body = h("div", { class: "msg-body" }, h("span", { class: "msg-text" }, linkified(message.body)),
+      body = h("div", { class: "msg-body" }, h("span", { class: "msg-text" }, mentionedBody(message, members, store.me.id)),
         message.edited_at
           ? h("span", { class: "msg-edited", title: `Edited ${fullDateTime(parseTime(message.edited_at))}` }, "(edited)")
           : null);
