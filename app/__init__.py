@@ -108,8 +108,11 @@ def _start(app: Flask) -> None:
 
     from . import metrics
 
+    from .services import webhooks
+
     cluster.start(app, _connection_count)
     metrics.start(app)
+    webhooks.start(app)
     if not app.extensions.get("parley_checked_rooms"):
         app.extensions["parley_checked_rooms"] = True
         warn_of_rooms_posing_as_dms(app)
