@@ -6,11 +6,13 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from requests.structures import CaseInsensitiveDict
+
 
 @dataclass
 class Received:
     path: str
-    headers: dict
+    headers: CaseInsensitiveDict
     body: bytes
 
     @property
@@ -46,8 +48,14 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's name
+                try:
+                    self._answer()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the sender gave up (timed out, or was killed)
+
+            def _answer(self):
                 length = int(self.headers.get("Content-Length") or 0)
-                got = Received(self.path, {k.lower(): v for k, v in self.headers.items()},
+                got = Received(self.path, CaseInsensitiveDict(self.headers.items()),
                                self.rfile.read(length))
                 with receiver._lock:
                     receiver.requests.append(got)
