@@ -298,7 +298,7 @@ class Webhook(db.Model):
     # Deliveries that ran out of retries one after the other (reset by a
     # success); at WEBHOOK_DISABLE_AFTER the webhook is disabled.
     failed_in_a_row: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    disabled_reason: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    disabled_reason: Mapped[str] = mapped_column(String(200), default="")
     created_by: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -30,7 +30,7 @@ def upgrade():
     sa.Column('events', sa.Text(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('failed_in_a_row', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('disabled_reason', sa.String(length=200), server_default='', nullable=False),
+    sa.Column('disabled_reason', sa.String(length=200), nullable=False),
     sa.Column('created_by', sa.String(length=80), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
