@@ -658,7 +658,9 @@ def attempt(item: dict) -> Outcome:
                               trust_env=False) as client:
                 request = client.build_request("POST", target, content=body, headers=headers,
                                                extensions=extensions)
-                response = client.send(request)
+                # The answer's body is never read: only its status counts,
+                # and a receiver must not make this process hold megabytes.
+                response = client.send(request, stream=True)
                 response.close()
     except (httpx.TimeoutException, TimeoutError) as exc:
         return Outcome("retry", latency_ms=_since(started), error=f"timed out: {exc}")
