@@ -443,10 +443,15 @@ _IS_PUBLIC_ROOM = (exists().where(_room_table.c.id == bindparam("room_id"),
                                   _room_table.c.is_dm.is_(False)))
 _NAMES_ROOM = (exists().where(_rooms_of.c.webhook_id == _webhooks.c.id,
                               _rooms_of.c.room_id == bindparam("room_id")))
-# Built once: ``changes.record`` runs it for every change.
+# Built once: ``changes.record`` runs it for every change. FOR KEY SHARE (on
+# PostgreSQL; SQLite has one writer anyway): a webhook deleted meanwhile
+# waits for this transaction, whose deliveries it then removes, instead of
+# failing the change's insert on the foreign key. The insert's foreign-key
+# check takes the same lock, so it costs nothing more.
 _MATCHING = (select(_webhooks.c.id, _webhooks.c.events)
              .where(_webhooks.c.active.is_(True),
-                    or_(and_(_webhooks.c.all_rooms.is_(True), _IS_PUBLIC_ROOM), _NAMES_ROOM)))
+                    or_(and_(_webhooks.c.all_rooms.is_(True), _IS_PUBLIC_ROOM), _NAMES_ROOM))
+             .with_for_update(read=True, key_share=True, of=_webhooks))
 _INSERT_DELIVERY = insert(_deliveries)
 
 
@@ -549,6 +554,13 @@ def dispatch_once(app, *, wait: bool = False) -> int:
 def _claim(limit: int) -> list[dict]:
     now = utcnow()
     cfg = current_app.config
+    # A read first: an idle queue costs no write transaction (SQLite's one
+    # write lock) on every poll.
+    if db.session.execute(select(_deliveries.c.id).where(
+            _deliveries.c.status == "pending", _deliveries.c.next_attempt_at <= now)
+            .limit(1)).first() is None:
+        db.session.commit()
+        return []
     _dispatcher.claims += 1
     token = f"{bus.PROCESS_ID}/{_dispatcher.claims}"
     earlier = aliased(_deliveries)
