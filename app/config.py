@@ -208,7 +208,8 @@ class Config:
     WEBHOOK_ALLOW_PRIVATE_NETWORKS = _bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)
     # A receiver should answer at once and do its work later: 5 s to connect
     # covers a slow TLS handshake across the world, 10 s to answer (each read)
-    # a busy receiver; an attempt as a whole never takes longer than the two.
+    # a busy receiver; the request as a whole never takes longer than the two
+    # (and resolving the host at most CONNECT).
     WEBHOOK_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_CONNECT_TIMEOUT_SECONDS", "5"))
     WEBHOOK_READ_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_READ_TIMEOUT_SECONDS", "10"))
     # A failed attempt is retried after BACKOFF * 2^(attempt-1) seconds
@@ -293,10 +294,12 @@ def load_config(app, test_config: dict | None = None) -> None:
                                        else ["polling", "websocket"])
     if not 1 <= app.config["ACCESS_TOKEN_TTL_SECONDS"] <= 900:
         raise RuntimeError("ACCESS_TOKEN_TTL_SECONDS must be 1 to 900 (15 minutes at most)")
-    if app.config["WEBHOOK_LEASE_SECONDS"] <= (app.config["WEBHOOK_CONNECT_TIMEOUT_SECONDS"]
+    # An attempt lasts at most the resolver's connect timeout, then connect + read.
+    if app.config["WEBHOOK_LEASE_SECONDS"] <= (2 * app.config["WEBHOOK_CONNECT_TIMEOUT_SECONDS"]
                                                + app.config["WEBHOOK_READ_TIMEOUT_SECONDS"]):
-        raise RuntimeError("WEBHOOK_LEASE_SECONDS must be longer than WEBHOOK_CONNECT_TIMEOUT_SECONDS"
-                           " + WEBHOOK_READ_TIMEOUT_SECONDS (an attempt must end within its lease)")
+        raise RuntimeError("WEBHOOK_LEASE_SECONDS must be longer than 2 x "
+                           "WEBHOOK_CONNECT_TIMEOUT_SECONDS + WEBHOOK_READ_TIMEOUT_SECONDS "
+                           "(an attempt must end within its lease)")
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):

@@ -532,7 +532,12 @@ def dispatch_once(app, *, wait: bool = False) -> int:
     ``wait``: send them here, one after the other (tests).
     """
     from ..extensions import socketio
+    from ..sockets.shutdown import state as shutdown
 
+    if shutdown.stopping:
+        # A process on its way out claims nothing more: what it claimed
+        # would wait for its lease to expire before another process sent it.
+        return 0
     free = app.config["WEBHOOK_CONCURRENCY"] - _dispatcher.in_flight
     with app.app_context():
         try:
@@ -642,9 +647,12 @@ def attempt(item: dict) -> Outcome:
     parts = urlsplit(item["url"])
     host = parts.hostname
     port = parts.port or (443 if parts.scheme == "https" else 80)
+    connect, read = cfg["WEBHOOK_CONNECT_TIMEOUT_SECONDS"], cfg["WEBHOOK_READ_TIMEOUT_SECONDS"]
     started = time.perf_counter()
     try:
-        address = resolve(host, port, cfg["WEBHOOK_ALLOW_PRIVATE_NETWORKS"])
+        # A resolver that never answers must not outlive the lease either.
+        with gevent.Timeout(connect, OSError("no answer in time")):
+            address = resolve(host, port, cfg["WEBHOOK_ALLOW_PRIVATE_NETWORKS"])
     except AddressRefused as refused:
         return Outcome("failed", error=str(refused))
     except OSError as exc:
@@ -658,11 +666,11 @@ def attempt(item: dict) -> Outcome:
                TIMESTAMP_HEADER: timestamp, DELIVERY_HEADER: item["id"],
                EVENT_HEADER: item["event"]}
     extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-    connect, read = cfg["WEBHOOK_CONNECT_TIMEOUT_SECONDS"], cfg["WEBHOOK_READ_TIMEOUT_SECONDS"]
     timeout = httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
     try:
-        # The whole attempt within connect + read: a receiver trickling its
-        # answer a byte at a time must not outlive the lease.
+        # The request within connect + read: a receiver trickling its answer
+        # a byte at a time must not outlive the lease (which is longer than
+        # connect + read + the resolver's connect, checked at start).
         with gevent.Timeout(connect + read, TimeoutError("the attempt took too long")):
             # One client per attempt: its connection is to the checked
             # address, never reused for another host on the same one.

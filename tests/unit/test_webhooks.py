@@ -83,3 +83,12 @@ def test_backoff_doubles_with_jitter_up_to_the_cap():
         assert all(base * 0.5 <= d <= base * 1.5 for d in delays)
         assert max(delays) - min(delays) > base * 0.3  # jittered, not constant
     assert webhooks.backoff(40, cfg) == 3600
+
+
+def test_a_lease_shorter_than_an_attempt_can_last_is_refused_at_start(monkeypatch):
+    from app import create_app
+
+    monkeypatch.setenv("PARLEY_ENV", "testing")
+    with pytest.raises(RuntimeError, match="WEBHOOK_LEASE_SECONDS must be longer"):
+        create_app({"WEBHOOK_CONNECT_TIMEOUT_SECONDS": 5, "WEBHOOK_READ_TIMEOUT_SECONDS": 10,
+                    "WEBHOOK_LEASE_SECONDS": 20})
