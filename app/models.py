@@ -328,6 +328,8 @@ class WebhookDelivery(db.Model):
         Index("ix_webhook_deliveries_status_due", "status", "next_attempt_at"),
         # Per-room order: is an earlier change of this room still pending?
         Index("ix_webhook_deliveries_queue", "webhook_id", "room_id", "position"),
+        # The console: a webhook's newest deliveries.
+        Index("ix_webhook_deliveries_recent", "webhook_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -561,8 +561,10 @@ def _claim(limit: int) -> list[dict]:
     cfg = current_app.config
     # A read first: an idle queue costs no write transaction (SQLite's one
     # write lock) on every poll.
-    if db.session.execute(select(_deliveries.c.id).where(
-            _deliveries.c.status == "pending", _deliveries.c.next_attempt_at <= now)
+    if db.session.execute(
+            select(_deliveries.c.id).join(_webhooks, _webhooks.c.id == _deliveries.c.webhook_id)
+            .where(_deliveries.c.status == "pending", _deliveries.c.next_attempt_at <= now,
+                   _webhooks.c.active.is_(True))
             .limit(1)).first() is None:
         db.session.commit()
         return []

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from app.models import AuditEntry, Webhook, WebhookDelivery
-from app.services import webhooks
+from app.extensions import db
+from app.models import AuditEntry, Room, Webhook, WebhookDelivery
+from app.services import changes, webhooks
 from tests.admin.conftest import acall, audit_rows
 from tests.conftest import call, in_db, received
 from tests.support.receiver import Receiver
@@ -189,3 +190,18 @@ def test_a_receiver_that_refuses_disables_the_webhook_after_the_set_failures(app
     actions = in_db(app, select(AuditEntry.actor, AuditEntry.action, AuditEntry.target)
                     .where(AuditEntry.action == "webhook:disabled"))
     assert [tuple(row) for row in actions] == [("server", "webhook:disabled", f"webhook {hook['id']}")]
+
+
+def test_a_delivery_exists_exactly_when_its_change_commits(app, auth, console):
+    acall(console, "webhook:create", {"url": "https://hooks.example.com/"})
+    _, slug = member(auth, "alice", "lobby")
+    before = delivery_count(app)
+
+    with app.app_context():
+        room_id = db.session.execute(select(Room.id).where(Room.slug == slug)).scalar_one()
+        changes.record(room_id, slug, "room:updated", {"room": slug})
+        queued = db.session.execute(select(func.count()).select_from(WebhookDelivery)).scalar()
+        db.session.rollback()
+        db.session.remove()
+
+    assert queued == before + 1 and delivery_count(app) == before

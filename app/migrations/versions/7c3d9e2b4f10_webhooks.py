@@ -70,12 +70,15 @@ def upgrade():
                     ['status', 'next_attempt_at'], unique=False)
     op.create_index('ix_webhook_deliveries_queue', 'webhook_deliveries',
                     ['webhook_id', 'room_id', 'position'], unique=False)
+    op.create_index('ix_webhook_deliveries_recent', 'webhook_deliveries',
+                    ['webhook_id', 'created_at'], unique=False)
     op.create_index('ix_webhook_deliveries_finished_at', 'webhook_deliveries',
                     ['finished_at'], unique=False)
 
 
 def downgrade():
     op.drop_index('ix_webhook_deliveries_finished_at', table_name='webhook_deliveries')
+    op.drop_index('ix_webhook_deliveries_recent', table_name='webhook_deliveries')
     op.drop_index('ix_webhook_deliveries_queue', table_name='webhook_deliveries')
     op.drop_index('ix_webhook_deliveries_status_due', table_name='webhook_deliveries')
     op.drop_table('webhook_deliveries')
