@@ -105,10 +105,16 @@ def test_private_rooms_and_dms_reach_only_a_webhook_that_names_them(app, auth, c
     named = acall(console, "webhook:create", {"url": receiver.url + "?named",
                                               "rooms": [secret_slug]})["webhook"]
 
+    auth.create("bob")
+    dm = call(alice, "dm:open", {"user": "bob"})["room"]["slug"]
+    assert call(alice, "room:join", {"room": dm})["ok"]
+
     send(alice, secret_slug, "psst")
+    send(alice, dm, "just between us")
     deliver_all(app)
 
     assert {r.path for r in receiver.got()} == {"/hook?named"}
+    assert [r.json["room"] for r in receiver.got()] == [secret_slug]
     assert acall(console, "webhook:deliveries", {"id": everything["id"]})["deliveries"] == []
     [delivery] = acall(console, "webhook:deliveries", {"id": named["id"]})["deliveries"]
     assert (delivery["status"], delivery["response_code"], delivery["attempts"]) == (
