@@ -11,6 +11,7 @@ from app.services import changes, webhooks
 from tests.admin.conftest import acall, audit_rows
 from tests.conftest import call, in_db, received
 from tests.support.receiver import Receiver
+from tests.support.server import wait_until
 
 
 @pytest.fixture
@@ -211,3 +212,23 @@ def test_a_delivery_exists_exactly_when_its_change_commits(app, auth, console):
         db.session.remove()
 
     assert queued == before + 1 and delivery_count(app) == before
+
+
+def test_a_delivery_failing_past_its_retry_window_is_marked_failed(app, auth, console, receiver):
+    app.config.update(WEBHOOK_BACKOFF_SECONDS=0.05, WEBHOOK_MAX_BACKOFF_SECONDS=0.1,
+                      WEBHOOK_RETRY_HOURS=1 / 3600)  # a one-second window
+    receiver.answer = lambda number, got: 503
+    hook = acall(console, "webhook:create", {"url": receiver.url, "events": ["message"]})["webhook"]
+    alice, slug = member(auth, "alice", "lobby")
+    send(alice, slug, "never accepted")
+
+    def finished():
+        webhooks.dispatch_once(app, wait=True)
+        done = acall(console, "webhook:deliveries", {"id": hook["id"]})["deliveries"]
+        return done if done[0]["status"] != "pending" else None
+
+    [delivery] = wait_until(finished, 10, interval=0.05)
+    assert delivery["status"] == "failed" and delivery["response_code"] == 503
+    assert delivery["error"] == "answered 503; gave up after retrying"
+    assert delivery["attempts"] == len(receiver.got()) >= 3
+    assert len({r.delivery for r in receiver.got()}) == 1

@@ -135,6 +135,22 @@ def test_a_receiver_answering_500_gets_a_retry_with_the_same_delivery_id(console
     assert len(receiver.got()) == 2
 
 
+def test_a_receiver_that_does_not_answer_in_time_gets_a_retry(console, alice, receivers):
+    receiver = receivers(lambda number, got: "hang" if number == 1 else 200)
+    room = room_of(alice)
+    hook = console.ok("webhook:create", {"url": receiver.url, "rooms": [room],
+                                         "events": ["message"]})["webhook"]
+
+    alice.send(room, "are you there?")
+
+    first, second = wait_until(lambda: receiver.got()[:2] if len(receiver.got()) >= 2 else None,
+                               10, message="no retry after the read timeout")
+    assert first.delivery == second.delivery
+    [delivery] = wait_until(lambda: [d for d in deliveries(console, hook["id"])
+                                     if d["status"] == "delivered"])
+    assert delivery["attempts"] == 2
+
+
 def test_a_rooms_changes_arrive_in_order_even_when_some_need_retries(console, alice, receivers):
     receiver = receivers(lambda number, got: 500 if number in (1, 3, 4) else 200)
     room = room_of(alice)
