@@ -104,12 +104,10 @@ def _prepare_schema(app: Flask) -> None:
 
 
 def _start(app: Flask) -> None:
-    from .services import cluster
-
     from . import metrics
+    from .services import cluster, webhooks
 
-    from .services import webhooks
-
+    # Per process: heartbeat and bus, the metrics counter, the webhook dispatcher.
     cluster.start(app, _connection_count)
     metrics.start(app)
     webhooks.start(app)
