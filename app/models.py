@@ -326,8 +326,9 @@ class WebhookDelivery(db.Model):
     __table_args__ = (
         # The dispatcher's scan: due pending rows.
         Index("ix_webhook_deliveries_status_due", "status", "next_attempt_at"),
-        # Per-room order: is an earlier change of this room still pending?
-        Index("ix_webhook_deliveries_queue", "webhook_id", "room_id", "position"),
+        # Per-room order (is an earlier change of this room still pending for
+        # this webhook?) and compaction (a deleted message's deliveries).
+        Index("ix_webhook_deliveries_queue", "room_id", "webhook_id", "position"),
         # The console: a webhook's newest deliveries.
         Index("ix_webhook_deliveries_recent", "webhook_id", "created_at"),
     )
@@ -338,7 +339,8 @@ class WebhookDelivery(db.Model):
     position: Mapped[int] = mapped_column(BigInteger)
     event: Mapped[str] = mapped_column(String(40))
     body: Mapped[str] = mapped_column(Text)
-    # "pending" (waiting, or retrying), "delivered" or "failed".
+    # "pending" (waiting, or retrying), "delivered", "failed", or "dropped"
+    # (its message was deleted before it was delivered).
     status: Mapped[str] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

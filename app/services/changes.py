@@ -107,10 +107,12 @@ def forget_message(room_id: int, message_id: int) -> None:
     """Compaction: remove a message's entries, so the log never serves deleted text.
 
     Called in the deleting transaction, before its ``message:deleted`` is
-    recorded (which stays, for clients that hold the message).
+    recorded (which stays, for clients that hold the message). Webhook
+    deliveries of those entries drop the text too.
     """
-    db.session.connection().execute(_FORGET_MESSAGE,
-                                    {"room_id": room_id, "message_id": message_id})
+    connection = db.session.connection()
+    webhooks.forget_message(connection, room_id, message_id)
+    connection.execute(_FORGET_MESSAGE, {"room_id": room_id, "message_id": message_id})
 
 
 def after_commit(action: Callable[[], object]) -> None:

@@ -58,6 +58,11 @@ deliveries then fail ("secret unreadable") until the secret is rotated.
 
 Which rooms: a webhook for "all rooms" gets the changes of public rooms; a
 private room or a direct message reaches only a webhook that names it.
+
+Deleted messages: as the log forgets a deleted message's entries
+(compaction), their deliveries still pending are dropped (status
+``dropped``) and no stored body keeps the text; the ``message:deleted``
+change itself is delivered. A redelivery needs its change still in the log.
 """
 from __future__ import annotations
 
@@ -86,7 +91,7 @@ from sqlalchemy.orm import aliased
 from .. import bus, metrics
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
-from ..models import Room, Webhook, WebhookDelivery, WebhookRoom, isoformat, utcnow
+from ..models import Room, RoomChange, Webhook, WebhookDelivery, WebhookRoom, isoformat, utcnow
 from . import Actor, audit, changes
 
 log = logging.getLogger(__name__)
@@ -411,8 +416,8 @@ def deliveries(webhook_id: int, limit: int | None = None) -> list[dict]:
 def redeliver(actor: Actor, delivery_id: str) -> dict:
     """Queue a finished delivery again, at once: the same id and body, a fresh retry window.
 
-    It keeps its place in its room's order: later changes of that room wait
-    for it. Audited.
+    Only while its change is still in the room's log: a deleted message is
+    not sent out again. Later changes of that room wait for it. Audited.
     """
     delivery = db.session.get(WebhookDelivery, delivery_id)
     if delivery is None:
@@ -422,6 +427,13 @@ def redeliver(actor: Actor, delivery_id: str) -> dict:
         raise Conflict("the webhook is disabled: enable it first", field="delivery")
     if delivery.status == "pending":
         raise Conflict("that delivery is still pending", field="delivery")
+    # A deleted message's entries leave the log (compaction), and so may not
+    # leave Parley again; an entry past retention is as gone.
+    if db.session.execute(select(RoomChange.position).where(
+            RoomChange.room_id == delivery.room_id,
+            RoomChange.position == delivery.position)).first() is None:
+        raise Conflict("that change is no longer in the room's log (its message was deleted, "
+                       "or it was pruned)", field="delivery")
     now = utcnow()
     delivery.status = "pending"
     delivery.next_attempt_at = now
@@ -481,6 +493,30 @@ def enqueue(connection, room_id: int, slug: str, position: int, event: str, data
                      "error": "", "created_at": now})
     connection.execute(_INSERT_DELIVERY, rows)
     changes.after_commit(wake)
+
+
+_changes_table = RoomChange.__table__
+# (Bound names other than the columns': an UPDATE reserves those.)
+_MESSAGE_POSITIONS = (select(_changes_table.c.position)
+                      .where(_changes_table.c.room_id == bindparam("of_room"),
+                             _changes_table.c.message_id == bindparam("of_message")))
+_OF_MESSAGE = and_(_deliveries.c.room_id == bindparam("of_room"),
+                   _deliveries.c.position.in_(_MESSAGE_POSITIONS))
+# A deleted message is compacted out of the log (changes.forget_message):
+# what was not sent yet is dropped, and no stored body keeps its text.
+_DROP_UNSENT = (update(_deliveries)
+                .where(_OF_MESSAGE, _deliveries.c.status == "pending")
+                .values(status="dropped", body="", claimed_by=None, claimed_until=None,
+                        error="its message was deleted before it was delivered",
+                        finished_at=bindparam("dropped_at")))
+_FORGET_SENT = update(_deliveries).where(_OF_MESSAGE, _deliveries.c.body != "").values(body="")
+
+
+def forget_message(connection, room_id: int, message_id: int) -> None:
+    """In the deleting transaction, before the log forgets the message's entries."""
+    params = {"of_room": room_id, "of_message": message_id, "dropped_at": utcnow()}
+    connection.execute(_DROP_UNSENT, params)
+    connection.execute(_FORGET_SENT, params)
 
 
 # -- the dispatcher ---------------------------------------------------------------

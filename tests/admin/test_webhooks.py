@@ -232,3 +232,40 @@ def test_a_delivery_failing_past_its_retry_window_is_marked_failed(app, auth, co
     assert delivery["error"] == "answered 503; gave up after retrying"
     assert delivery["attempts"] == len(receiver.got()) >= 3
     assert len({r.delivery for r in receiver.got()}) == 1
+
+
+def test_a_deleted_messages_delivery_is_not_redelivered(app, auth, console, receiver):
+    hook = acall(console, "webhook:create", {"url": receiver.url, "events": ["message"]})["webhook"]
+    alice, slug = member(auth, "alice", "lobby")
+    message = send(alice, slug, "regrettable")
+    deliver_all(app)
+    [delivery] = acall(console, "webhook:deliveries", {"id": hook["id"]})["deliveries"]
+    assert call(alice, "message:delete", {"id": message["id"]})["ok"]
+
+    ack = acall(console, "webhook:redeliver", {"delivery": delivery["id"]})
+
+    assert ack["ok"] is False and ack["error"]["code"] == "conflict", ack
+    assert "no longer in the room's log" in ack["error"]["message"]
+    deliver_all(app)
+    assert len(receiver.got()) == 1
+
+
+def test_a_message_deleted_before_delivery_is_dropped_and_its_text_forgotten(app, auth, console,
+                                                                            receiver):
+    app.config.update(WEBHOOK_BACKOFF_SECONDS=0.01, WEBHOOK_MAX_BACKOFF_SECONDS=0.01)
+    receiver.answer = lambda number, got: 500 if number == 1 else 200
+    hook = acall(console, "webhook:create", {"url": receiver.url,
+                                             "events": ["message", "message:deleted"]})["webhook"]
+    alice, slug = member(auth, "alice", "lobby")
+    message = send(alice, slug, "regrettable")
+    webhooks.dispatch_once(app, wait=True)  # answered 500: waits for a retry
+
+    assert call(alice, "message:delete", {"id": message["id"]})["ok"]
+    wait_until(lambda: webhooks.dispatch_once(app, wait=True) == 0 and len(receiver.got()) == 2)
+
+    assert [r.json["event"] for r in receiver.got()] == ["message", "message:deleted"]
+    statuses = [(d["event"], d["status"]) for d in
+                acall(console, "webhook:deliveries", {"id": hook["id"]})["deliveries"]]
+    assert sorted(statuses) == [("message", "dropped"), ("message:deleted", "delivered")]
+    assert not [body for (body,) in in_db(app, select(WebhookDelivery.body))
+                if "regrettable" in body]

@@ -69,7 +69,7 @@ def upgrade():
     op.create_index('ix_webhook_deliveries_status_due', 'webhook_deliveries',
                     ['status', 'next_attempt_at'], unique=False)
     op.create_index('ix_webhook_deliveries_queue', 'webhook_deliveries',
-                    ['webhook_id', 'room_id', 'position'], unique=False)
+                    ['room_id', 'webhook_id', 'position'], unique=False)
     op.create_index('ix_webhook_deliveries_recent', 'webhook_deliveries',
                     ['webhook_id', 'created_at'], unique=False)
     op.create_index('ix_webhook_deliveries_finished_at', 'webhook_deliveries',
