@@ -139,6 +139,8 @@ def test_a_process_killed_mid_delivery_has_it_retried_after_the_lease(servers, d
             (first.delivery,)).fetchall() == [("delivered", 1)],
             10, message="the retry was not recorded")
         assert survivor.process.poll() is None
-        assert f"{first.delivery} attempt 1: delivered" in survivor.log()
+        # (logged just after the commit the query above saw)
+        wait_until(lambda: f"{first.delivery} attempt 1: delivered" in survivor.log(), 10,
+                   message="the survivor did not log the delivery")
     finally:
         receiver.stop()
