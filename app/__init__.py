@@ -104,12 +104,13 @@ def _prepare_schema(app: Flask) -> None:
 
 
 def _start(app: Flask) -> None:
-    from .services import cluster
-
     from . import metrics
+    from .services import cluster, webhooks
 
+    # Per process: heartbeat and bus, the metrics counter, the webhook dispatcher.
     cluster.start(app, _connection_count)
     metrics.start(app)
+    webhooks.start(app)
     if not app.extensions.get("parley_checked_rooms"):
         app.extensions["parley_checked_rooms"] = True
         warn_of_rooms_posing_as_dms(app)

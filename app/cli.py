@@ -1,4 +1,4 @@
-"""Command-line tools: ``flask --app wsgi create-user``, ``create-bot``, ``reset-password``, ``ensure-admin``, ``check-rooms``..."""
+"""Command-line tools: ``flask --app wsgi create-user``, ``create-bot``, ``reset-password``, ``ensure-admin``, ``create-webhook``, ``check-rooms``..."""
 from __future__ import annotations
 
 import secrets
@@ -134,6 +134,56 @@ def register(app) -> None:
         except DomainError as exc:
             raise click.ClickException(exc.message) from None
         click.echo(f"announced to {sent['room'] or 'every room'}")
+
+    @app.cli.command("create-webhook")
+    @click.argument("url")
+    @click.option("--room", "rooms", multiple=True,
+                  help="Only this room's changes (its slug; repeat for several). "
+                       "Default: every public room.")
+    @click.option("--event", "events", multiple=True,
+                  help="Only this event (repeat for several). Default: every event.")
+    @click.option("--inactive", is_flag=True, help="Register it disabled.")
+    def create_webhook(url: str, rooms: tuple[str, ...], events: tuple[str, ...],
+                       inactive: bool) -> None:
+        """Register an outgoing webhook and print its secret (shown only this once)."""
+        from .services import Actor, webhooks
+
+        ensure_schema()
+        try:
+            webhook, secret = webhooks.create_webhook(Actor(id=0, username="cli"), url,
+                                                      list(rooms) or None, list(events),
+                                                      not inactive)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"created webhook {webhook['id']} for {webhook['url']}\nsecret: {secret}\n"
+                   "Keep it safe: it is shown only this once (the receiver verifies "
+                   "X-Parley-Signature with it).")
+
+    @app.cli.command("list-webhooks")
+    def list_webhooks() -> None:
+        """List the webhooks: id, state, URL, rooms, events, pending deliveries."""
+        from .services import webhooks
+
+        for hook in webhooks.list_webhooks():
+            state = "active" if hook["active"] else "disabled"
+            if hook["disabled_reason"]:
+                state += f" ({hook['disabled_reason']})"
+            click.echo("\t".join([str(hook["id"]), state, hook["url"],
+                                  ",".join(hook["rooms"]) if hook["rooms"] else "all rooms",
+                                  ",".join(hook["events"]) or "all events",
+                                  f"{hook['pending']} pending"]))
+
+    @app.cli.command("delete-webhook")
+    @click.argument("webhook_id", type=int)
+    def delete_webhook(webhook_id: int) -> None:
+        """Remove a webhook and its deliveries."""
+        from .services import Actor, webhooks
+
+        try:
+            webhooks.delete_webhook(Actor(id=0, username="cli"), webhook_id)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"deleted webhook {webhook_id}")
 
     @app.cli.command("check-rooms")
     def check_rooms() -> None:

@@ -235,6 +235,37 @@ class Config:
     SSE_HEARTBEAT_SECONDS = float(os.environ.get("SSE_HEARTBEAT_SECONDS", "15"))
     SSE_RETRY_MS = _int("SSE_RETRY_MS", 3000)
 
+    # Outgoing webhooks (app/services/webhooks.py). Requests to loopback,
+    # private, link-local and other non-public addresses are refused unless
+    # ALLOW_PRIVATE_NETWORKS (a receiver on the same host or LAN; the tests).
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS = _bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)
+    # A receiver should answer at once and do its work later: 5 s to connect
+    # covers a slow TLS handshake across the world, 10 s to answer (each read)
+    # a busy receiver; the request as a whole never takes longer than the two
+    # (and resolving the host at most CONNECT).
+    WEBHOOK_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_CONNECT_TIMEOUT_SECONDS", "5"))
+    WEBHOOK_READ_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_READ_TIMEOUT_SECONDS", "10"))
+    # A failed attempt is retried after BACKOFF * 2^(attempt-1) seconds
+    # (jittered by +-50 %, at most MAX_BACKOFF) until RETRY_HOURS after the
+    # change: 10 s doubles past an hour within ten attempts, so a receiver
+    # that was down for a day gets its backlog within the hour it is back.
+    WEBHOOK_RETRY_HOURS = float(os.environ.get("WEBHOOK_RETRY_HOURS", "24"))
+    WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("WEBHOOK_BACKOFF_SECONDS", "10"))
+    WEBHOOK_MAX_BACKOFF_SECONDS = float(os.environ.get("WEBHOOK_MAX_BACKOFF_SECONDS", "3600"))
+    # This many deliveries failing for good in a row disable the webhook
+    # (audited): a receiver gone for good stops costing requests.
+    WEBHOOK_DISABLE_AFTER = _int("WEBHOOK_DISABLE_AFTER", 5)
+    # A dispatcher's claim on a delivery: past it, another process takes the
+    # delivery over (its holder was killed). Longer than an attempt can last.
+    WEBHOOK_LEASE_SECONDS = float(os.environ.get("WEBHOOK_LEASE_SECONDS", "60"))
+    # Each process's dispatcher looks for due deliveries this often (and at
+    # once after a commit that queued some), sending up to CONCURRENCY at a time.
+    WEBHOOK_POLL_SECONDS = float(os.environ.get("WEBHOOK_POLL_SECONDS", "2"))
+    WEBHOOK_CONCURRENCY = _int("WEBHOOK_CONCURRENCY", 10)
+    # Delivered and failed deliveries are kept this long for the console.
+    WEBHOOK_DELIVERY_RETENTION_DAYS = float(
+        os.environ.get("WEBHOOK_DELIVERY_RETENTION_DAYS", "7"))
+
     # argon2id parameters (argon2-cffi's defaults: RFC 9106 low-memory profile).
     PASSWORD_TIME_COST = _int("PASSWORD_TIME_COST", 3)
     PASSWORD_MEMORY_COST = _int("PASSWORD_MEMORY_COST", 65536)
@@ -298,6 +329,12 @@ def load_config(app, test_config: dict | None = None) -> None:
                                        else ["polling", "websocket"])
     if not 1 <= app.config["ACCESS_TOKEN_TTL_SECONDS"] <= 900:
         raise RuntimeError("ACCESS_TOKEN_TTL_SECONDS must be 1 to 900 (15 minutes at most)")
+    # An attempt lasts at most the resolver's connect timeout, then connect + read.
+    if app.config["WEBHOOK_LEASE_SECONDS"] <= (2 * app.config["WEBHOOK_CONNECT_TIMEOUT_SECONDS"]
+                                               + app.config["WEBHOOK_READ_TIMEOUT_SECONDS"]):
+        raise RuntimeError("WEBHOOK_LEASE_SECONDS must be longer than 2 x "
+                           "WEBHOOK_CONNECT_TIMEOUT_SECONDS + WEBHOOK_READ_TIMEOUT_SECONDS "
+                           "(an attempt must end within its lease)")
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):

@@ -12,8 +12,9 @@ worker's ``/metrics`` answers for all of them.
 
 The hooks are called from one place each: ``app/sockets/edge.py``'s
 ``acked`` (events, errors, send-to-ack latency, catch-up sizes), the API
-edge, ``messages.send`` (messages stored) and ``ratelimit.report``
-(refusals). Connections are counted by a per-process task every few seconds,
+edge, ``messages.send`` (messages stored), ``ratelimit.report``
+(refusals) and the webhook dispatcher (attempts by outcome; the queue's
+depth is counted at scrape time). Connections are counted by a per-process task every few seconds,
 so a long-polling connection that upgrades to WebSocket moves series.
 """
 from __future__ import annotations
@@ -55,6 +56,12 @@ CATCH_UP = Histogram("parley_catch_up_messages", "Messages in a room:join catch-
                      buckets=PAGE_BUCKETS)
 RATE_LIMITED = Counter("parley_rate_limit_refusals_total", "Requests refused by a limit",
                        ["rule"])
+WEBHOOK_DELIVERIES = Counter("parley_webhook_deliveries_total",
+                             "Webhook delivery attempts, by outcome (delivered, retry, failed)",
+                             ["outcome"])
+WEBHOOK_QUEUE = Gauge("parley_webhook_queue_depth",
+                      "Webhook deliveries pending (waiting or retrying), at scrape time",
+                      multiprocess_mode="livemostrecent")
 REDIS_UP = Gauge("parley_redis_up", "1 when Redis answers a ping, 0 when not (at scrape time)",
                  multiprocess_mode="livemostrecent")
 
@@ -99,6 +106,11 @@ def send_timer():
 def message_stored() -> None:
     if _enabled:
         MESSAGES_STORED.inc()
+
+
+def webhook_delivery(outcome: str) -> None:
+    if _enabled:
+        WEBHOOK_DELIVERIES.labels(outcome).inc()
 
 
 def rate_limited(rule: str) -> None:
@@ -185,6 +197,15 @@ def _redis_up() -> None:
         REDIS_UP.set(0)
 
 
+def _webhook_queue() -> None:
+    from .services import webhooks
+
+    try:
+        WEBHOOK_QUEUE.set(webhooks.queue_depth())
+    except Exception:
+        log.warning("could not count the webhook queue for metrics", exc_info=True)
+
+
 @bp.route("/metrics")
 def scrape():
     """Prometheus text format; 404 while off, 403 for a caller not allowed to scrape."""
@@ -194,6 +215,7 @@ def scrape():
         return Response("forbidden\n", status=403, mimetype="text/plain",
                         headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     _redis_up()
+    _webhook_queue()
     count_connections()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()

@@ -1,6 +1,6 @@
 """The chat's stored state: users and their sign-in sessions, rooms,
-memberships, messages with their mentions and reactions, the rooms' change log, announcements, and the moderators'
-audit log."""
+memberships, messages with their mentions and reactions, the rooms' change log,
+announcements, outgoing webhooks and their deliveries, and the moderators' audit log."""
 from __future__ import annotations
 
 import secrets
@@ -373,3 +373,86 @@ class BotKey(db.Model):
                                          primary_key=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Webhook(db.Model):
+    """An outgoing webhook: changes of its rooms (all public ones, or those
+    listed in ``webhook_rooms``) and events are POSTed to ``url``, signed
+    with its secret (app/services/webhooks.py).
+
+    ``secret`` is the signing secret encrypted with a key derived from
+    ``SECRET_KEY`` (Fernet): the server must sign with it, so it cannot be a
+    hash, and a copy of the database alone does not hand it out.
+    """
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(500))
+    # Every public room (not private rooms or DMs: those only when listed).
+    all_rooms: Mapped[bool] = mapped_column(Boolean, default=True)
+    # JSON list of change-log event names; empty: every event.
+    events: Mapped[str] = mapped_column(Text, default="[]")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Deliveries that ran out of retries one after the other (reset by a
+    # success); at WEBHOOK_DISABLE_AFTER the webhook is disabled.
+    failed_in_a_row: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    disabled_reason: Mapped[str] = mapped_column(String(200), default="")
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookRoom(db.Model):
+    """A room a webhook names explicitly (its only rooms when not ``all_rooms``)."""
+
+    __tablename__ = "webhook_rooms"
+
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"),
+                                         primary_key=True, index=True)
+
+
+class WebhookDelivery(db.Model):
+    """One change for one webhook: written in the change's transaction (the
+    outbox), then claimed and POSTed by a dispatcher until delivered or failed.
+
+    ``body`` is the exact JSON sent, so every attempt (and a redelivery)
+    carries the same delivery id and bytes.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # The dispatcher's scan: due pending rows.
+        Index("ix_webhook_deliveries_status_due", "status", "next_attempt_at"),
+        # Per-room order (is an earlier change of this room still pending for
+        # this webhook?) and compaction (a deleted message's deliveries).
+        Index("ix_webhook_deliveries_queue", "room_id", "webhook_id", "position"),
+        # The console: a webhook's newest deliveries.
+        Index("ix_webhook_deliveries_recent", "webhook_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(BigInteger)
+    event: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)
+    # "pending" (waiting, or retrying), "delivered", "failed", or "dropped"
+    # (its message was deleted before it was delivered).
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Retries stop here (WEBHOOK_RETRY_HOURS after it was queued or redelivered).
+    give_up_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # A dispatcher's lease: another may take the row once it has passed
+    # (the holder was killed), so nothing claimed is lost.
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    response_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)

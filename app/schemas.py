@@ -281,6 +281,42 @@ class BotRef(Payload):
     bot: Username
 
 
+WebhookUrl = Annotated[str, Field(min_length=1, max_length=2000), Storable]
+WebhookEvent = Annotated[str, Field(min_length=1, max_length=40), Storable]
+WebhookId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+class WebhookCreate(Payload):
+    """``rooms``: null or absent for every public room; ``events``: empty or absent for all."""
+
+    url: WebhookUrl
+    rooms: list[RoomSlug] | None = Field(default=None, max_length=100)
+    events: list[WebhookEvent] | None = Field(default=None, max_length=20)
+    active: bool = True
+
+
+class WebhookRef(Payload):
+    id: WebhookId
+
+
+class WebhookUpdate(WebhookRef):
+    """Only the fields given change (``rooms: null`` means every public room)."""
+
+    url: WebhookUrl | None = None
+    rooms: list[RoomSlug] | None = Field(default=None, max_length=100)
+    events: list[WebhookEvent] | None = Field(default=None, max_length=20)
+    active: bool | None = None
+    rotate_secret: bool = False
+
+
+class WebhookDeliveries(WebhookRef):
+    limit: int | None = Field(default=None, ge=1)
+
+
+class DeliveryRef(Payload):
+    delivery: Annotated[str, Field(min_length=1, max_length=40), Storable]
+
+
 class Credentials(Payload):
     """The sign-in and sign-up forms (form fields arrive as text)."""
 

@@ -19,6 +19,9 @@ that order. A later position can never become visible before an earlier one
 what lets a client "continue after N" without missing anything. SQLite has
 one writer anyway.
 
+Outgoing webhooks are queued from here too (``webhooks.enqueue``), in the
+same transaction, so a delivery exists exactly when its change does.
+
 Catch-up (``after``) reads the log after a cursor. Retention (``prune``)
 removes old entries and raises the room's floor; a cursor below the floor,
 or past the room's newest position (a restored database), answers ``reset``.
@@ -94,6 +97,8 @@ def record(room_id: int, slug: str, name: str, payload: dict, *,
     connection.execute(_INSERT_CHANGE, {
         "room_id": room_id, "position": position, "event": name, "payload": _dumps(data),
         "message_id": message_id, "created_at": utcnow()})
+    # Outgoing webhooks: their deliveries commit with the change (an outbox).
+    webhooks.enqueue(connection, room_id, slug, position, name, data)
     _outbox(db.session).append(Change(room_id, slug, position, name, data))
     return position
 
@@ -102,10 +107,12 @@ def forget_message(room_id: int, message_id: int) -> None:
     """Compaction: remove a message's entries, so the log never serves deleted text.
 
     Called in the deleting transaction, before its ``message:deleted`` is
-    recorded (which stays, for clients that hold the message).
+    recorded (which stays, for clients that hold the message). Webhook
+    deliveries of those entries drop the text too.
     """
-    db.session.connection().execute(_FORGET_MESSAGE,
-                                    {"room_id": room_id, "message_id": message_id})
+    connection = db.session.connection()
+    webhooks.forget_message(connection, room_id, message_id)
+    connection.execute(_FORGET_MESSAGE, {"room_id": room_id, "message_id": message_id})
 
 
 def unquote(room_id: int, message_id: int, stub: dict) -> None:
@@ -302,3 +309,7 @@ def prune_loop(app) -> None:
                 log.exception("pruning the change log failed")
             finally:
                 db.session.remove()
+
+
+# Last: app.services.webhooks imports this module (after_commit).
+from . import webhooks  # noqa: E402

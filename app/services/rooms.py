@@ -14,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from .. import events
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..extensions import db
-from ..models import Announcement, Membership, Message, MessageMention, Room, RoomChange, User, isoformat
+from ..models import (Announcement, Membership, Message, MessageMention, Reaction, Room, RoomChange,
+                      User, WebhookDelivery, isoformat)
 from . import Actor, audit, changes
 from .ratelimit import limits
 from .text import is_blank
@@ -469,7 +470,10 @@ def delete_room(actor: Actor, slug: str) -> None:
     room_id, slug, private, name = room.id, room.slug, room.private, room.name
     # Explicitly, child tables first: SQLite enforces ON DELETE CASCADE only
     # with foreign keys switched on, and nothing here should depend on that.
-    for model in (RoomChange, Announcement, Message, Membership):
+    of_room = select(Message.id).where(Message.room_id == room_id).scalar_subquery()
+    for model in (Reaction, MessageMention):
+        db.session.execute(delete(model).where(model.message_id.in_(of_room)))
+    for model in (WebhookDelivery, RoomChange, Announcement, Message, Membership):
         db.session.execute(delete(model).where(model.room_id == room_id))
     db.session.execute(delete(Room).where(Room.id == room_id))
     by = actor.to_public()

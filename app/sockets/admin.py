@@ -14,7 +14,7 @@ from flask_socketio import join_room
 
 from .. import schemas
 from ..errors import Forbidden
-from ..services import Actor, audit, bots, moderation, stats
+from ..services import Actor, audit, bots, moderation, stats, webhooks
 from ..services.connections import LOCAL_ADMINS, Connection, live
 from .base import ChatNamespace
 from .edge import acked
@@ -159,6 +159,43 @@ class AdminNamespace(ChatNamespace):
     def on_bot_revoke(self, connection, payload):
         """``bot:revoke``: the key and every token of the bot stop working."""
         return {"bot": bots.revoke_key(connection.actor, payload.bot)}
+
+    @admin_event(schemas.Empty)
+    def on_webhooks_list(self, connection, payload):
+        """``webhooks:list``: every webhook with its filter, state and pending deliveries."""
+        return {"webhooks": webhooks.list_webhooks()}
+
+    @admin_event(schemas.WebhookCreate)
+    def on_webhook_create(self, connection, payload):
+        """``webhook:create``: a new webhook; the ack carries its secret, shown this once."""
+        webhook, secret = webhooks.create_webhook(connection.actor, payload.url, payload.rooms,
+                                                  payload.events, payload.active)
+        return {"webhook": webhook, "secret": secret}
+
+    @admin_event(schemas.WebhookUpdate)
+    def on_webhook_update(self, connection, payload):
+        """``webhook:update``: change the fields given; ``rotate_secret`` puts a new secret in the ack."""
+        given = payload.model_fields_set
+        changes = {name: getattr(payload, name) for name in ("url", "rooms", "events", "active")
+                   if name in given and (name == "rooms" or getattr(payload, name) is not None)}
+        webhook, secret = webhooks.update_webhook(connection.actor, payload.id,
+                                                  rotate_secret=payload.rotate_secret, **changes)
+        return {"webhook": webhook, **({"secret": secret} if secret else {})}
+
+    @admin_event(schemas.WebhookRef)
+    def on_webhook_delete(self, connection, payload):
+        """``webhook:delete``: the webhook and its deliveries are gone; nothing more is sent."""
+        webhooks.delete_webhook(connection.actor, payload.id)
+
+    @admin_event(schemas.WebhookDeliveries)
+    def on_webhook_deliveries(self, connection, payload):
+        """``webhook:deliveries``: the webhook's newest deliveries, newest first."""
+        return {"deliveries": webhooks.deliveries(payload.id, payload.limit)}
+
+    @admin_event(schemas.DeliveryRef)
+    def on_webhook_redeliver(self, connection, payload):
+        """``webhook:redeliver``: a finished delivery is sent again, same id and body."""
+        return {"delivery": webhooks.redeliver(connection.actor, payload.delivery)}
 
     @admin_event(schemas.AuditHistory)
     def on_audit_list(self, connection, payload):

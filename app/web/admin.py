@@ -14,4 +14,8 @@ def index():
     # As the chat page: a WebSocket-only server needs the client told so.
     transports = (",".join(current_app.config["SOCKET_TRANSPORTS"])
                   if current_app.config["WEBSOCKET_ONLY"] else None)
-    return render_template("admin/index.html", me=current_user, transports=transports)
+    from ..services import webhooks
+
+    return render_template("admin/index.html", me=current_user, transports=transports,
+                           webhook_events=webhooks.EVENTS,
+                           webhook_url_max=webhooks.URL_MAX_LENGTH)

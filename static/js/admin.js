@@ -66,6 +66,7 @@ socket.on("connect", () => {
   refreshStats();
   loadUsers();
   loadBots();
+  loadWebhooks();
   loadRooms();
   loadAudit();
 });
@@ -473,6 +474,8 @@ socket.on("audit", (entry) => {
   // What the entry changed shows elsewhere on the page too.
   if (entry.action.startsWith("user:")) loadUsers();
   if (entry.action.startsWith("room:")) loadRooms();
+  // A webhook added, changed or disabled (by the server, after failures).
+  if (entry.action.startsWith("webhook:")) loadWebhooks();
 });
 
 // -- bots ---------------------------------------------------------------------------
@@ -530,4 +533,128 @@ botRows.addEventListener("click", async (event) => {
   $("bot-key").hidden = true;
   if (rotate) showKey(ack);
   loadBots();
+});
+
+// -- webhooks -------------------------------------------------------------------------
+
+const webhookRows = $("webhook-table").tBodies[0];
+const deliveryRows = $("delivery-table").tBodies[0];
+// The webhook whose deliveries are shown (null: none).
+let openWebhook = null;
+
+function webhookRow(hook) {
+  const state = hook.active
+    ? h("span", { class: "tag tag--success" }, "active")
+    : h("span", { class: "tag tag--danger", title: hook.disabled_reason || "" }, "disabled");
+  return h("tr", { dataset: { webhook: hook.id, active: hook.active } },
+    h("td", { class: "webhook-url mono" }, hook.url),
+    h("td", null, hook.rooms ? hook.rooms.join(", ") : "every public room"),
+    h("td", null, hook.events.length ? hook.events.join(", ") : "every event"),
+    h("td", null, state, hook.disabled_reason
+      ? h("p", { class: "muted delivery-error" }, hook.disabled_reason) : null),
+    h("td", { dataset: { pending: hook.pending } }, hook.pending.toLocaleString()),
+    h("td", { class: "row-actions" },
+      button("Deliveries", "deliveries"),
+      button(hook.active ? "Disable" : "Enable", hook.active ? "disable" : "enable"),
+      button("Delete", "delete", "button--danger")));
+}
+
+async function loadWebhooks() {
+  const ack = await call("webhooks:list");
+  showError($("webhooks-error"), ack);
+  if (!ack.ok) return;
+  webhookRows.replaceChildren(...ack.webhooks.map(webhookRow));
+  $("webhook-table-empty").hidden = ack.webhooks.length > 0;
+}
+
+function deliveryRow(delivery) {
+  const finished = delivery.status !== "pending";
+  const statusTag = { delivered: "tag--success", failed: "tag--danger", pending: "tag--accent" };
+  return h("tr", { dataset: { delivery: delivery.id, status: delivery.status } },
+    h("td", { class: "mono" }, delivery.id),
+    h("td", null, h("code", null, delivery.event), ` in ${delivery.room} at ${delivery.cursor}`),
+    h("td", null, h("span", { class: `tag ${statusTag[delivery.status] || ""}`.trim() },
+                    delivery.status),
+      delivery.error ? h("p", { class: "muted delivery-error" }, delivery.error) : null),
+    h("td", null, delivery.response_code === null ? "–" : String(delivery.response_code)),
+    h("td", null, delivery.latency_ms === null ? "–" : `${delivery.latency_ms} ms`),
+    h("td", null, String(delivery.attempts)),
+    h("td", null, when(delivery.last_attempt_at)),
+    h("td", { class: "row-actions" }, finished ? button("Redeliver", "redeliver") : null));
+}
+
+async function showDeliveries(id) {
+  const ack = await call("webhook:deliveries", { id, limit: 50 });
+  showError($("webhooks-error"), ack);
+  if (!ack.ok) return;
+  openWebhook = id;
+  $("webhook-deliveries").hidden = false;
+  $("webhook-deliveries-id").textContent = String(id);
+  deliveryRows.replaceChildren(...ack.deliveries.map(deliveryRow));
+  $("delivery-table-empty").hidden = ack.deliveries.length > 0;
+}
+
+function chosenEvents() {
+  return [...$("webhook-create-form").querySelectorAll("input[name='events']:checked")]
+    .map((box) => box.value);
+}
+
+$("webhook-create-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const rooms = $("webhook-rooms").value.split(",").map((slug) => slug.trim()).filter(Boolean);
+  const ack = await call("webhook:create", {
+    url: $("webhook-url").value.trim(), rooms: rooms.length ? rooms : null,
+    events: chosenEvents(), active: $("webhook-active").checked,
+  });
+  showError($("webhooks-error"), ack);
+  if (!ack.ok) return;
+  $("webhook-create-form").reset();
+  $("webhook-secret-id").textContent = String(ack.webhook.id);
+  $("webhook-secret-value").textContent = ack.secret;
+  $("webhook-secret").hidden = false;
+  loadWebhooks();
+});
+
+webhookRows.addEventListener("click", async (event) => {
+  const target = event.target.closest("button[data-action]");
+  if (!target) return;
+  const id = Number(target.closest("tr").dataset.webhook);
+  const action = target.dataset.action;
+  if (action === "deliveries") {
+    showDeliveries(id);
+    return;
+  }
+  let ack;
+  if (action === "delete") {
+    const fields = await confirmAction({
+      title: `Delete webhook ${id}?`,
+      text: "Its pending deliveries are dropped and nothing more is sent to it.",
+      confirmLabel: "Delete" });
+    if (!fields) return;
+    ack = await call("webhook:delete", { id });
+    if (ack.ok && openWebhook === id) $("webhook-deliveries-close").click();
+  } else {
+    ack = await call("webhook:update", { id, active: action === "enable" });
+  }
+  showError($("webhooks-error"), ack);
+  if (ack.ok) loadWebhooks();
+});
+
+deliveryRows.addEventListener("click", async (event) => {
+  const target = event.target.closest("button[data-action='redeliver']");
+  if (!target) return;
+  const ack = await call("webhook:redeliver", { delivery: target.closest("tr").dataset.delivery });
+  showError($("webhooks-error"), ack);
+  if (ack.ok) showDeliveries(openWebhook);
+});
+
+$("webhook-deliveries-refresh").addEventListener("click", () => {
+  if (openWebhook !== null) showDeliveries(openWebhook);
+  loadWebhooks();  // the pending counts move with the deliveries
+});
+
+$("webhook-deliveries-close").addEventListener("click", () => {
+  openWebhook = null;
+  $("webhook-deliveries").hidden = true;
+  deliveryRows.replaceChildren();
 });

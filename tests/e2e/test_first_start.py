@@ -25,7 +25,7 @@ from tests.support.server import ROOT, VENV_BIN, Server, flask_cli, free_port, s
 from .conftest import OUTPUT, RUNNING, e2e_env, unique
 
 pytestmark = pytest.mark.e2e
-HEAD = "6a2c4e8b1d07"
+HEAD = "7c3d9e2b4f10"
 
 
 def start(env: dict, name: str, cwd: Path = ROOT) -> Server:
