@@ -297,3 +297,16 @@ def test_the_composer_shows_the_syntax_on_a_desktop_not_on_a_phone(people):
     expect(page.locator("#composer-input")).to_have_accessible_description(re.compile(r"Formatting: \*\*bold\*\*"))
     phone = people.sign_in(name, viewport={"width": 390, "height": 844})
     expect(phone.locator("#composer-format")).to_be_hidden()
+
+
+def test_a_long_code_line_scrolls_inside_its_block_on_a_phone(people):
+    page = people.sign_in(people.account("phone"), viewport={"width": 390, "height": 844})
+    page.get_by_role("button", name="Show rooms").click()
+    create_room(page, unique("code"))
+    long_line = "SELECT " + ", ".join(f"column_{n}" for n in range(40)) + " FROM t;"
+    send(page, f"try this:\n```sql\n{long_line}\n```\nand `a_very_long_inline_code_span_{'x' * 60}`")
+    block = texts(page).last.locator("pre")
+    expect(block).to_have_text(long_line)
+    assert block.evaluate("el => el.scrollWidth > el.clientWidth")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(page, "formatting-phone")
