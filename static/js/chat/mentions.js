@@ -6,6 +6,7 @@
 // building text nodes and <span class="mention"> elements, never HTML.
 
 import { h, linkified } from "../lib/dom.js";
+import { rendered } from "../lib/markdown.js";
 
 /** "@" then a username's characters, not inside a word or an address (the server's rule). */
 const MENTION_PATTERN = /(?<![\w.@-])@([A-Za-z0-9._-]{2,32})(?![A-Za-z0-9._-])/g;
@@ -21,19 +22,26 @@ export function mentionsMe(message, meId) {
 }
 
 /**
- * A body as nodes: links as `linkified` makes them, and each "@name" the
- * server resolved as a `.mention` span (`.mention--me` for the reader).
+ * A body as nodes: formatted as `rendered` does (static/js/lib/markdown.js),
+ * its links as `linkified` makes them, and each "@name" the server resolved
+ * as a `.mention` span (`.mention--me` for the reader). Mentions are marked
+ * in the plain-text runs only: inside code an "@name" stays code.
  * `members`: the room's users by id, to know the mentioned names.
  */
 export function mentionedBody(message, members, meId) {
   const text = message.body;
   const ids = message.mentions || [];
-  if ((!ids.length && !message.mentions_room) || !text.includes("@")) return linkified(text);
+  if ((!ids.length && !message.mentions_room) || !text.includes("@")) return rendered(text);
   const names = new Map();
   for (const id of ids) {
     const user = members.get(id);
     if (user) names.set(user.username.toLowerCase(), id);
   }
+  return rendered(text, { textRun: (run) => withMentions(run, message, names, meId) });
+}
+
+/** A run of text with its links, and its resolved "@name" words as spans. */
+function withMentions(text, message, names, meId) {
   const fragment = document.createDocumentFragment();
   let last = 0;
   for (const match of text.matchAll(MENTION_PATTERN)) {

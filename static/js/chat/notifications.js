@@ -7,6 +7,7 @@
 // someone else notifies too. Browser permission is asked only from a click
 // (browsers refuse a request that no gesture started).
 
+import { plainText } from "../lib/markdown.js";
 import { mentionsMe } from "./mentions.js";
 
 /** The longest body a notification shows; the rest is in the room. */
@@ -108,7 +109,9 @@ export function mountNotifications(store, controller, socket) {
     notified.add(message.id);
     if (notified.size > REMEMBERED) notified.delete(notified.values().next().value);
     const where = room.isDm ? message.user.username : `${message.user.username} in #${store.roomLabel(room)}`;
-    const body = message.body.length > PREVIEW_LENGTH ? `${message.body.slice(0, PREVIEW_LENGTH)}…` : message.body;
+    // A notification shows text: the body without its formatting markers.
+    const text = plainText(message.body);
+    const body = text.length > PREVIEW_LENGTH ? `${text.slice(0, PREVIEW_LENGTH)}…` : text;
     const notification = new Notification(where, { body, tag: `parley-message-${message.id}` });
     notification.onclick = () => {
       window.focus();

@@ -16,11 +16,12 @@
 // the new count and who, from which `me` follows.
 
 /**
- * A message's text on one line, as a quote shows it (CSS ends it with an
- * ellipsis; the server's own `excerpt` is the start of the same line).
+ * A message's text on one line, as a quote shows it: without its formatting
+ * markers (plain text), CSS ends it with an ellipsis; the server's own
+ * `excerpt` is the start of the same line, markers included.
  */
 export function oneLine(body) {
-  return body.split(/\s+/).filter(Boolean).join(" ");
+  return plainText(body).split(/\s+/).filter(Boolean).join(" ");
 }
 
 /** A quoted original once it is deleted: no author, no text (as the server sends it). */
@@ -39,6 +40,7 @@ function heldReactions(reactions, previous = []) {
 /** How long a "typing" notice lasts without a refresh (the typist resends every few seconds). */
 const TYPING_EXPIRY_MS = 6000;
 
+import { plainText } from "../lib/markdown.js";
 import { personText } from "../lib/people.js";
 
 const DISMISSED_KEY = "parley.dismissedAnnouncements";

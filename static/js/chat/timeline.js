@@ -8,11 +8,12 @@
 // whose signature did not change keeps its DOM node, so a re-render for one
 // new message touches one row and leaves focus and selection alone.
 
-import { avatar, coalesced, fill, h, icon, linkified, reconcileChildren } from "../lib/dom.js";
+import { avatar, coalesced, fill, h, icon, reconcileChildren } from "../lib/dom.js";
 import { dayKey, dayLabel, fullDateTime, parseTime, shortDate, timeOfDay } from "../lib/format.js";
 import { personName, personText } from "../lib/people.js";
 import { deletedQuote, oneLine } from "./store.js";
 import { mentionedBody, mentionsMe } from "./mentions.js";
+import { rendered } from "../lib/markdown.js";
 
 /** Messages by one author within this gap share one header, as in Slack or Discord. */
 const GROUP_GAP_MS = 5 * 60 * 1000;
@@ -299,7 +300,8 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer,
   function quoteOf(room, replyTo) {
     if (!replyTo) return null;
     const original = room.messages.get(replyTo.id);
-    if (!original) return replyTo;
+    // The server's excerpt is the raw start of the text: shown without its markers.
+    if (!original) return replyTo.deleted ? replyTo : { ...replyTo, excerpt: oneLine(replyTo.excerpt) };
     if (original.deleted) return deletedQuote(replyTo.id);
     return { id: original.id, author: original.user, excerpt: oneLine(original.body), deleted: false };
   }
@@ -483,7 +485,7 @@ export function mountTimeline(store, controller, { confirmDelete, focusComposer,
         continued ? null : h("div", { class: "msg-meta" },
           personName(store.person({ id: me.id, username: me.username }), "msg-author"), timeElement(created)),
         pending.reply_to ? quoteElement(room, quoteOf(room, pending.reply_to)) : null,
-        h("div", { class: "msg-body" }, h("span", { class: "msg-text" }, linkified(pending.body))),
+        h("div", { class: "msg-body" }, h("span", { class: "msg-text" }, rendered(pending.body))),
         status));
   }
 
