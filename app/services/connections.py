@@ -60,6 +60,8 @@ class Connection:
     # The client's address as the app sees it (after ProxyFix), for the
     # per-address connection cap.
     address: str = ""
+    # Presence as ``presence:batch`` (opted in at connect) instead of ``presence``.
+    batched_presence: bool = False
 
 
 class Registry:
@@ -145,6 +147,7 @@ class Live:
         self.admins.clear()
         self.presence = MemoryPresence()
         self._pending_offline.clear()
+        events.presence_batches.clear()
         self.typing = TypingThrottle()
         self.stats_push.running = False
 
@@ -319,8 +322,9 @@ def _forget_room(message: control.ForgetRoom) -> None:
     user_id, slug = message.user_id, message.room
     for connection in live.public.of_user(user_id):
         if connection.rooms.pop(slug, None) is not None:
-            socketio.server.leave_room(connection.sid, events.room_channel(slug),
-                                       namespace=events.PUBLIC)
+            for channel in (events.room_channel(slug),
+                            events.presence_channel(slug, connection.batched_presence)):
+                socketio.server.leave_room(connection.sid, channel, namespace=events.PUBLIC)
             if live.presence.left(slug, user_id) and not live.presence.is_online(slug, user_id):
                 events.presence(slug, connection.actor.to_public(), False)
 

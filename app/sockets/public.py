@@ -9,11 +9,25 @@ from flask_socketio import join_room
 from .. import events, schemas
 from ..services import Actor, messages, moderation, rooms, users
 from ..services.connections import Connection, live
+from ..errors import Invalid
 from ..services.ratelimit import limits
 from .base import ChatNamespace
 from .edge import acked
 
 log = logging.getLogger(__name__)
+
+
+PRESENCE_MODES = ("each", "batched")
+
+
+def presence_mode(auth) -> str:
+    """How a connection hears presence: ``auth={"presence": "batched"}`` opts into
+    ``presence:batch``; absent (or ``"each"``) keeps one ``presence`` per change.
+    Any other value refuses the connection (``invalid``, ``field`` ``presence``)."""
+    mode = auth.get("presence", "each") if isinstance(auth, dict) else "each"
+    if mode not in PRESENCE_MODES:
+        raise Invalid('auth "presence" must be "batched" or "each"', field="presence")
+    return mode
 
 
 class PublicNamespace(ChatNamespace):
@@ -27,10 +41,11 @@ class PublicNamespace(ChatNamespace):
         for pushes such as ``room:added``.
         """
         address = request.remote_addr or ""
+        batched = presence_mode(auth) == "batched"
         live.check_caps(user.id, user.username, address)
         current_app.extensions["parley_start"]()
         live.connected(Connection(request.sid, Actor.of(user), user.login_session.token,
-                                  address=address))
+                                  address=address, batched_presence=batched))
         join_room(events.user_channel(user.id))
 
     def on_disconnect(self, reason=None):
@@ -77,6 +92,7 @@ class PublicNamespace(ChatNamespace):
         joined_now, came_online = live.joined(connection, room)
         if joined_now:
             join_room(events.room_channel(room.slug))
+            join_room(events.presence_channel(room.slug, connection.batched_presence))
         reply = rooms.join_reply(actor, room, live.presence.online(room.slug),
                                  payload.since, payload.limit, payload.cursor)
         if came_online:
