@@ -148,6 +148,9 @@ class Live:
         self.presence = MemoryPresence()
         self._pending_offline.clear()
         events.presence_batches.clear()
+        from ..sockets.sessioncache import cache
+
+        cache.clear()
         self.typing = TypingThrottle()
         self.stats_push.running = False
 
@@ -304,6 +307,9 @@ def _close_connections(message: control.CloseConnections) -> int:
 
     Returns how many it closed (``bus.gather`` adds the processes up).
     """
+    from ..sockets.sessioncache import cache
+
+    cache.forget(session=message.session, user_id=message.user_id)
     if message.session is not None:
         targets = live.public.of_session(message.session)
     else:

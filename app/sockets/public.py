@@ -32,6 +32,7 @@ def presence_mode(auth) -> str:
 
 class PublicNamespace(ChatNamespace):
     registry = live.public
+    cached_sessions = True
 
     def admit(self, user, auth) -> None:
         """A signed-in user's connection (refusal rules in ``ChatNamespace.on_connect``).
