@@ -148,6 +148,9 @@ class Live:
         self.presence = MemoryPresence()
         self._pending_offline.clear()
         events.presence_batches.clear()
+        from .rooms import members_cache
+
+        members_cache.clear()
         from ..sockets.sessioncache import cache
 
         cache.clear()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import secrets
 import unicodedata
 from dataclasses import dataclass
@@ -287,11 +288,53 @@ _MEMBERS = (select(_users.c.id, _users.c.username, _users.c.is_bot)
             .order_by(func.lower(_users.c.username)))
 
 
-def room_members(room_id: int) -> list[dict]:
-    """The room's members as public Users, by username."""
+def room_members(room_id: int, position: int | None = None) -> list[dict]:
+    """The room's members as public Users, by username (do not modify the list).
+
+    Given ``position``, the room's latest change-log position just read, the
+    list may come from ``members_cache``: every change of membership is
+    logged (``member:added``, ``member:removed``) and so moves the position,
+    and a list read after the position was read is at least that recent.
+    A room filling with 1,000 members who are members already (a restart, a
+    reconnect storm) then reads its members once, not once per join.
+    """
+    if position is not None:
+        found = members_cache.get(room_id, position)
+        if found is not None:
+            return found
     rows = db.session.connection().execute(_MEMBERS, {"room_id": room_id})
-    return [{"id": id_, "username": username, "bot": bool(is_bot)}
-            for id_, username, is_bot in rows]
+    members = [{"id": id_, "username": username, "bot": bool(is_bot)}
+               for id_, username, is_bot in rows]
+    if position is not None:
+        members_cache.put(room_id, position, members)
+    return members
+
+
+class MembersCache:
+    """Per room, its member list as of one change-log position (see ``room_members``)."""
+
+    MAX_ROOMS = 2000
+    TTL_SECONDS = 30.0
+
+    def __init__(self):
+        self._rooms: dict[int, tuple[int, float, list[dict]]] = {}
+
+    def clear(self) -> None:
+        self._rooms.clear()
+
+    def get(self, room_id: int, position: int) -> list[dict] | None:
+        entry = self._rooms.get(room_id)
+        if entry is None or entry[0] != position or entry[1] < time.monotonic():
+            return None
+        return entry[2]
+
+    def put(self, room_id: int, position: int, members: list[dict]) -> None:
+        if len(self._rooms) >= self.MAX_ROOMS and room_id not in self._rooms:
+            self._rooms.pop(next(iter(self._rooms)))
+        self._rooms[room_id] = (position, time.monotonic() + self.TTL_SECONDS, members)
+
+
+members_cache = MembersCache()
 
 
 def join_reply(actor: Actor, ref: RoomRef, online_ids: set[int], since: int | None = None,
@@ -312,7 +355,10 @@ def join_reply(actor: Actor, ref: RoomRef, online_ids: set[int], since: int | No
         messages, has_more = page(ref, before=None, after=since, limit=limit)
         reply = {"messages": messages, "has_more": has_more, "cursor": position}
     room = db.session.get(Room, ref.id)
-    public_members = room_members(room.id)
+    # The latest position, when the reply knows it: the page reached the end.
+    latest = (position if cursor is None
+              else None if reply.get("has_more") or reply.get("reset") else reply["cursor"])
+    public_members = room_members(room.id, latest)
     return {
         "room": room_to_public(room, len(public_members),
                                unread_counts(actor.id, [room.id]).get(room.id, 0)),
