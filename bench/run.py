@@ -60,6 +60,8 @@ def parse_args(argv=None):
                    help="total sends/s, stepped until a step fails")
     # join
     p.add_argument("--join-receivers", type=int, default=1000)
+    p.add_argument("--members-limit", type=int, default=None,
+                   help="join: Parley's acks list at most this many members (room:join members_limit)")
     p.add_argument("--new-members", action="store_true",
                    help="join: the receivers become members by joining (member:added each)")
     p.add_argument("--plain-presence", action="store_true",
@@ -198,7 +200,8 @@ class Bench:
         return {kind: await self.repeat(kind, scenarios.join,
                                         receivers=receivers or a.join_receivers,
                                         batched=not a.plain_presence,
-                                        new_members=a.new_members)
+                                        new_members=a.new_members,
+                                        members_limit=a.members_limit)
                 for kind in self.targets()}
 
     async def storm(self, clients=None):

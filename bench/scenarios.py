@@ -225,6 +225,7 @@ async def fanout(server, users: Users, *, receivers: int, rates: list[float],
     return {
         "receivers": receivers,
         "new_members": new_members,
+        "members_limit": members_limit,
         "connected": len(clients),
         "connect_failures": failures,
         "join_failures": join_failures,
@@ -369,7 +370,7 @@ BATCHED = {"presence": "batched"}
 
 async def join(server, users: Users, *, receivers: int, per_user: int = 1,
                batched: bool = True, concurrency: int = 50, new_members: bool = False,
-               grace: float = 5.0) -> dict:
+               grace: float = 5.0, members_limit: int | None = None) -> dict:
     """``receivers`` connect and join one room, ``concurrency`` joins at a time.
 
     By default they are members already (a room filling again after a
@@ -378,6 +379,8 @@ async def join(server, users: Users, *, receivers: int, per_user: int = 1,
     measurement. With ``new_members`` each join also makes its member, and
     the room's change log records ``member:added``, which every joined
     connection receives (n²/2 deliveries by the contract of issue 13).
+    ``members_limit`` (Parley): each ack lists at most that many members
+    and online members (the first page), instead of all of them.
 
     ``fill_s``: from the first ``room:join`` until every join is acked and the
     presence it caused has arrived (the last event before a quiet second).
@@ -405,6 +408,9 @@ async def join(server, users: Users, *, receivers: int, per_user: int = 1,
     clients, failures, connect_s = await loadgen.connect_many(
         server.url, cookies[1:], receivers, stats, auth=auth)
     reply_bytes = 0
+    payload = {"room": slug}
+    if members_limit is not None and server.kind == "parley":
+        payload["members_limit"] = members_limit
     gate = asyncio.Semaphore(concurrency)
     join_failures = 0
 
@@ -412,7 +418,7 @@ async def join(server, users: Users, *, receivers: int, per_user: int = 1,
         nonlocal join_failures, reply_bytes
         async with gate:
             try:
-                reply = await client.call("room:join", {"room": slug}, timeout=120)
+                reply = await client.call("room:join", payload, timeout=120)
                 if not reply.get("ok"):
                     join_failures += 1
                 reply_bytes += len(reply.get("members", ())) + len(reply.get("online", ()))

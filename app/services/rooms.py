@@ -338,7 +338,8 @@ members_cache = MembersCache()
 
 
 def join_reply(actor: Actor, ref: RoomRef, online_ids: set[int], since: int | None = None,
-               limit: int | None = None, cursor: int | None = None) -> dict:
+               limit: int | None = None, cursor: int | None = None,
+               members_limit: int | None = None) -> dict:
     """The ``room:join`` ack: the room, its members, who is online, a page, and the cursor.
 
     With ``cursor`` (a log position) the page is the room's ``changes`` after
@@ -359,13 +360,33 @@ def join_reply(actor: Actor, ref: RoomRef, online_ids: set[int], since: int | No
     latest = (position if cursor is None
               else None if reply.get("has_more") or reply.get("reset") else reply["cursor"])
     public_members = room_members(room.id, latest)
+    online = [m for m in public_members if m["id"] in online_ids]
+    shown = {"members": public_members, "online": online}
+    if members_limit is not None:
+        # The first page of each; ``room:members`` pages on (issue 14).
+        shown = {"members": public_members[:members_limit], "online": online[:members_limit],
+                 "members_total": len(public_members), "online_total": len(online)}
     return {
         "room": room_to_public(room, len(public_members),
                                unread_counts(actor.id, [room.id]).get(room.id, 0)),
-        "members": public_members,
-        "online": [m for m in public_members if m["id"] in online_ids],
+        **shown,
         **reply,
     }
+
+
+def members_page(actor: Actor, slug: str, online_ids: set[int], after: str | None,
+                 online: bool, limit: int) -> dict:
+    """``room:members``: up to ``limit`` members of a visible room by username
+    (case-insensitive), after the username ``after``; only those online in it
+    with ``online``. ``has_more`` when more follow."""
+    room, _member = visible_room(actor, slug)
+    people = room_members(room.id, changes.current_position(room.id))
+    if online:
+        people = [m for m in people if m["id"] in online_ids]
+    if after is not None:
+        key = after.lower()
+        people = [m for m in people if m["username"].lower() > key]
+    return {"members": people[:limit], "has_more": len(people) > limit}
 
 
 def update_room(actor: Actor, slug: str, name: str | None = None,

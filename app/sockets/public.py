@@ -95,10 +95,21 @@ class PublicNamespace(ChatNamespace):
             join_room(events.room_channel(room.slug))
             join_room(events.presence_channel(room.slug, connection.batched_presence))
         reply = rooms.join_reply(actor, room, live.presence.online(room.slug),
-                                 payload.since, payload.limit, payload.cursor)
+                                 payload.since, payload.limit, payload.cursor,
+                                 payload.members_limit)
         if came_online:
             events.presence(room.slug, actor.to_public(), True)
         return reply
+
+    @acked(schemas.RoomMembers)
+    def on_room_members(self, connection, payload):
+        """``room:members``: a page of the room's members (or of those online), by
+        username after ``after``; for a client that joined with ``members_limit``
+        (heavy-read limit)."""
+        limits.hit("heavy_read", connection.actor.id, connection.actor.username)
+        return rooms.members_page(connection.actor, payload.room,
+                                  live.presence.online(payload.room), payload.after,
+                                  payload.online, payload.limit)
 
     @acked(schemas.RoomRef)
     def on_room_leave(self, connection, payload):
