@@ -273,10 +273,11 @@ def join(actor: Actor, slug: str) -> RoomRef:
     can fall between the page and the live stream.
     """
     room, member = visible_room(actor, slug)
+    ref = RoomRef.of(room)  # before the commit expires the room (no reload)
     if not member:
         _add_member(room, actor)
         db.session.commit()
-    return RoomRef.of(room)
+    return ref
 
 
 # A room's members as Users, in one Core statement built once: no ORM
