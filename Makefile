@@ -43,7 +43,8 @@ test: dev-venv system-deps
 screenshots: dev-venv
 	PUBLISH_SCREENSHOTS=1 $(BIN)/pytest tests/browser/test_chat.py -k screenshot_of_the_chat
 
-# The default benchmark set (a few minutes; see docs/performance.md).
+# The default benchmark set: connections, fan-out, chat, join and the reconnect
+# storm, each beside the relay (see docs/performance.md).
 bench: dev-venv
 	$(BIN)/python -m bench.run --scenario default --repeat 3
 

@@ -144,6 +144,12 @@ def post_worker_init(worker):
         # stop walking it (shorter pauses, less CPU; docs/performance.md).
         gc.collect()
         gc.freeze()
+    threshold = os.environ.get("GC_THRESHOLD", "").strip()
+    if threshold:
+        # Python's collection thresholds (gc.set_threshold), e.g. "50000,20,10":
+        # fewer collections of a heap holding thousands of connections
+        # (docs/performance.md, reconnect storm). Unset: Python's defaults.
+        gc.set_threshold(*(int(part) for part in threshold.split(",")))
 
 
 def _on_sigterm(worker, app_stopping):

@@ -88,6 +88,9 @@ def register_extensions(app: Flask) -> None:
     limits.init_app(app)
     cluster.configure(app)
     _init_socketio(app)
+    from .events import presence_batches
+
+    presence_batches.window = app.config["PRESENCE_BATCH_SECONDS"]
     # Background work (heartbeat, control bus) starts in a serving process
     # only: gunicorn's post_worker_init calls this, and so does the first
     # socket connection under any other server. CLI commands never start it.

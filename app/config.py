@@ -199,6 +199,14 @@ class Config:
     # so a page reload or a brief network drop does not flash "offline" to the
     # room. The contract promises offline within 10 s.
     PRESENCE_GRACE_SECONDS = float(os.environ.get("PRESENCE_GRACE_SECONDS", "5"))
+    # Connections that opt into ``presence:batch`` (auth {"presence": "batched"})
+    # get a room's presence changes coalesced over this many seconds: a room
+    # filling with 1,000 members costs each one an event per window, not 1,000.
+    # ``/public`` connects remember each session cookie's user this long
+    # (app/sockets/sessioncache.py); sign-out, bans and password changes
+    # forget it at once on every process. 0 reads the database every time.
+    SESSION_CACHE_SECONDS = float(os.environ.get("SESSION_CACHE_SECONDS", "60"))
+    PRESENCE_BATCH_SECONDS = float(os.environ.get("PRESENCE_BATCH_SECONDS", "0.25"))
 
     # API tokens (app/services/tokens.py). An access token is a JWT that
     # cannot be recalled once issued, except by the family check on every

@@ -25,6 +25,12 @@ def user_channel(user_id: int) -> str:
     return f"user:{user_id}"
 
 
+def presence_channel(slug: str, batched: bool) -> str:
+    """Who hears a room's presence: one ``presence`` per change (the contract's
+    default), or ``presence:batch`` (connections that opted in at connect)."""
+    return f"presence{'-batch' if batched else ''}:{slug}"
+
+
 def change(item) -> None:
     """A recorded change (``changes.Change``) of a room, now committed: to its joined
     connections, and to this process's SSE streams and every other's."""
@@ -38,8 +44,63 @@ def streams_recheck() -> None:
 
 
 def presence(slug: str, user: dict, online: bool) -> None:
+    """A member came online in a room or went offline: ``presence`` now to the
+    connections that did not opt into batches, and into this process's next
+    ``presence:batch`` for those that did."""
     socketio.emit("presence", {"room": slug, "user": user, "online": online},
-                  namespace=PUBLIC, to=room_channel(slug))
+                  namespace=PUBLIC, to=presence_channel(slug, False))
+    presence_batches.add(slug, user, online)
+
+
+class PresenceBatches:
+    """This process's presence changes, coalesced per room into ``presence:batch``.
+
+    A change waits at most ``window`` seconds (``PRESENCE_BATCH_SECONDS``);
+    a member's last state in the window wins, so a room filling with n
+    members costs each receiver one event per window, not n. One flusher
+    greenlet runs while changes are pending and ends when none are. The
+    batch goes through ``socketio.emit`` (the message queue with Redis), so
+    every process's opted-in connections get it once.
+    """
+
+    def __init__(self):
+        self.window = 0.25
+        self._pending: dict[str, dict[int, tuple[dict, bool]]] = {}
+        self._flushing = False
+
+    def clear(self) -> None:
+        self._pending = {}
+
+    def add(self, slug: str, user: dict, online: bool) -> None:
+        self._pending.setdefault(slug, {})[user["id"]] = (user, online)
+        if not self._flushing:
+            self._flushing = True
+            socketio.start_background_task(self._run)
+
+    def _run(self) -> None:
+        try:
+            while self._pending:
+                socketio.sleep(self.window)
+                self.flush()
+        finally:
+            self._flushing = False
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for slug, changes in pending.items():
+            emit_presence_batch(slug, changes.values())
+
+
+def emit_presence_batch(slug: str, changes) -> None:
+    """``presence:batch`` ``{"room", "online": [User], "offline": [User]}``."""
+    online, offline = [], []
+    for user, is_online in changes:
+        (online if is_online else offline).append(user)
+    socketio.emit("presence:batch", {"room": slug, "online": online, "offline": offline},
+                  namespace=PUBLIC, to=presence_channel(slug, True))
+
+
+presence_batches = PresenceBatches()
 
 
 def typing(slug: str, user: dict, is_typing: bool, skip_sids: list[str]) -> None:

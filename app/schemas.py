@@ -68,12 +68,22 @@ class RoomJoin(RoomRef):
     # A change-log position (the ``cursor`` of an earlier ack or event).
     cursor: Cursor | None = None
     limit: int | None = Field(default=None, ge=1)
+    # At most this many ``members`` and ``online`` in the ack (issue 14);
+    # the rest through ``room:members``.
+    members_limit: int | None = Field(default=None, ge=0, le=500)
 
     @model_validator(mode="after")
     def _one_start(self):
         if self.since is not None and self.cursor is not None:
             raise ValueError("give 'since' or 'cursor', not both")
         return self
+
+
+class RoomMembers(RoomRef):
+    """``room:members``: a page of a room's members by username (after ``after``)."""
+    after: Username | None = None
+    online: bool = False
+    limit: int = Field(default=100, ge=1, le=500)
 
 
 class RoomUpdate(RoomRef):

@@ -43,11 +43,14 @@ class Stats:
     """Counters shared by every connection of one measurement."""
 
     __slots__ = ("deliveries", "latencies_ns", "other_events", "record", "acks_ok",
-                 "acks_error", "ack_latencies_ns", "errors", "disconnects")
+                 "acks_error", "ack_latencies_ns", "errors", "disconnects", "last_event_ns",
+                 "event_bytes")
 
     def __init__(self):
         self.reset()
         self.disconnects = 0
+        self.last_event_ns = 0
+        self.event_bytes = 0
 
     def reset(self):
         self.deliveries = 0
@@ -64,12 +67,15 @@ class Client(WSListener):
     """One Socket.IO connection to ``/public``."""
 
     __slots__ = ("transport", "stats", "opened", "joined_ns", "acks", "next_ack",
-                 "closed", "receiver")
+                 "closed", "receiver", "on_message")
 
-    def __init__(self, stats: Stats, receiver: bool = True):
+    def __init__(self, stats: Stats, receiver: bool = True, on_message=None):
         self.transport: WSTransport | None = None
         self.stats = stats
         self.receiver = receiver
+        # Called with each ``message`` event's payload (a dict) instead of
+        # counting latency (the reconnect storm tracks ids and cursors).
+        self.on_message = on_message
         loop = asyncio.get_running_loop()
         self.opened = loop.create_future()      # Engine.IO open packet
         self.joined_ns = loop.create_future()   # Socket.IO namespace connected
@@ -88,7 +94,9 @@ class Client(WSListener):
             return
         data = frame.get_payload_as_bytes()
         if data.startswith(_MESSAGE_EVENT):
-            if self.receiver:
+            if self.on_message is not None:
+                self.on_message(orjson.loads(data[len(_EVENT_PREFIX):])[1])
+            elif self.receiver:
                 stats = self.stats
                 stats.deliveries += 1
                 if stats.record:
@@ -102,7 +110,10 @@ class Client(WSListener):
             if data.startswith(_ACK_PREFIX):
                 self._on_ack(data)
             elif data.startswith(_EVENT_PREFIX):
-                self.stats.other_events += 1
+                stats = self.stats
+                stats.other_events += 1
+                stats.event_bytes += len(data)
+                stats.last_event_ns = time.monotonic_ns()
             elif data.startswith(_CONNECTED):
                 if not self.joined_ns.done():
                     self.joined_ns.set_result(True)
@@ -177,23 +188,33 @@ class Client(WSListener):
             self.transport.send(WSMsgType.TEXT, b"41/public,")
             self.transport.disconnect()
 
+    def cut(self) -> None:
+        """Drop the TCP connection without a close frame: a lost network, not a goodbye."""
+        if self.transport is not None and not self.transport.is_disconnected:
+            self.transport.disconnect(graceful=False)
+
 
 async def connect(base_url: str, cookie: str | None, stats: Stats, *, receiver: bool = True,
-                  timeout: float = 30.0) -> Client:
-    """Open a WebSocket, wait for Engine.IO open, connect the ``/public`` namespace."""
+                  timeout: float = 30.0, auth: dict | None = None, on_message=None) -> Client:
+    """Open a WebSocket, wait for Engine.IO open, connect the ``/public`` namespace
+    (with ``auth`` as the Socket.IO auth payload when given)."""
     url = base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
     headers = {"Cookie": cookie} if cookie else None
-    transport, client = await ws_connect(lambda: Client(stats, receiver), url,
+    transport, client = await ws_connect(lambda: Client(stats, receiver, on_message), url,
                                          extra_headers=headers,
                                          websocket_handshake_timeout=timeout)
-    await asyncio.wait_for(client.opened, timeout)
-    transport.send(WSMsgType.TEXT, _CONNECT)
-    await asyncio.wait_for(client.joined_ns, timeout)
+    try:
+        await asyncio.wait_for(client.opened, timeout)
+        transport.send(WSMsgType.TEXT, _CONNECT + (orjson.dumps(auth) if auth else b""))
+        await asyncio.wait_for(client.joined_ns, timeout)
+    except BaseException:
+        transport.disconnect(graceful=False)
+        raise
     return client
 
 
 async def connect_many(base_url: str, cookies: list[str | None], count: int, stats: Stats, *,
-                       concurrency: int = 200, receiver: bool = True
+                       concurrency: int = 200, receiver: bool = True, auth: dict | None = None
                        ) -> tuple[list[Client], int, float]:
     """Open ``count`` connections, ``concurrency`` at a time, cookies round-robin.
 
@@ -208,7 +229,7 @@ async def connect_many(base_url: str, cookies: list[str | None], count: int, sta
         async with gate:
             try:
                 clients.append(await connect(base_url, cookies[i % len(cookies)], stats,
-                                             receiver=receiver))
+                                             receiver=receiver, auth=auth))
             except Exception:
                 failures += 1
 

@@ -36,7 +36,8 @@ def _floats(text: str) -> list[float]:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--scenario", required=True,
-                   choices=["connections", "fanout", "chat", "scale", "default"])
+                   choices=["connections", "fanout", "chat", "scale", "join", "storm",
+                            "default"])
     p.add_argument("--targets", default="parley,relay",
                    help="comma-separated: parley, relay (scale: parley only by default)")
     p.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is reported")
@@ -57,6 +58,20 @@ def parse_args(argv=None):
     p.add_argument("--room-size", type=int, default=10)
     p.add_argument("--chat-rates", default="250,500,750,1000,1250,1500,2000",
                    help="total sends/s, stepped until a step fails")
+    # join
+    p.add_argument("--join-receivers", type=int, default=1000)
+    p.add_argument("--members-limit", type=int, default=None,
+                   help="join: Parley's acks list at most this many members (room:join members_limit)")
+    p.add_argument("--new-members", action="store_true",
+                   help="join: the receivers become members by joining (member:added each)")
+    p.add_argument("--plain-presence", action="store_true",
+                   help="join: Parley's clients do not opt into presence:batch")
+    # storm
+    p.add_argument("--storm-clients", type=int, default=1000,
+                   help="storm: signed-in clients (the issue's figure: 5000)")
+    p.add_argument("--storm-room-size", type=int, default=10)
+    p.add_argument("--storm-rate", type=float, default=100.0,
+                   help="storm: total sends/s while it runs")
     p.add_argument("--profile", action="store_true",
                    help="record the server worker with py-spy (collapsed stacks in the work dir)")
     p.add_argument("--per-user", type=int, default=10,
@@ -73,7 +88,7 @@ def median_of(runs: list[dict]) -> dict:
             out[key] = any(values)
         elif isinstance(value, (int, float)) and all(isinstance(v, (int, float)) for v in values):
             out[key] = statistics.median(values)
-        elif isinstance(value, dict) and all(isinstance(v, dict) for v in values) and key != "ack_errors":
+        elif isinstance(value, dict) and all(isinstance(v, dict) for v in values) and key not in ("ack_errors", "send_errors"):
             out[key] = median_of(values)
         elif key != "steps":
             out[key] = value
@@ -96,13 +111,14 @@ class Bench:
         RESULTS.mkdir(parents=True, exist_ok=True)
         self.workdir = Path(tempfile.mkdtemp(prefix="work-", dir=RESULTS))
         self.users = scenarios.Users()
+        self.times = None  # overrides --repeat for part of the default set
 
     def server(self, kind: str, **kw) -> WebServer:
         return WebServer(self.workdir, kind=kind, cpus=kw.pop("cpus", self.args.server_cpus), **kw)
 
     async def repeat(self, kind: str, scenario, server_kw: dict | None = None, **kw) -> dict:
         runs = []
-        for i in range(self.args.repeat):
+        for i in range(self.times or self.args.repeat):
             redis = None
             # A fresh copy per run: each run starts its own Redis.
             run_kw = dict(server_kw or {})
@@ -180,13 +196,42 @@ class Bench:
             out[f"{kind}/ratio"] = round(two / one, 2) if one else None
         return out
 
+    async def join(self, receivers=None):
+        a = self.args
+        return {kind: await self.repeat(kind, scenarios.join,
+                                        receivers=receivers or a.join_receivers,
+                                        batched=not a.plain_presence,
+                                        new_members=a.new_members,
+                                        members_limit=a.members_limit)
+                for kind in self.targets()}
+
+    async def storm(self, clients=None):
+        a = self.args
+        out = {}
+        for kind in self.targets():
+            out[kind] = await self.repeat(kind, scenarios.storm,
+                                          clients_count=clients or a.storm_clients,
+                                          room_size=a.storm_room_size, rate=a.storm_rate)
+        return out
+
     async def default(self):
         """`make bench`: each scenario once at a size that fits in a few minutes."""
         return {
             "connections": await self.connections([2000]),
             "fanout": await self.fanout(1000, [10, 20, 30, 36, 40, 44, 48, 52, 60]),
             "chat": await self.chat(500, [250, 500, 1000, 1500, 2000]),
+            **await self._once({"join": lambda: self.join(1000),
+                                "storm": lambda: self.storm(1000)}),
         }
+
+    async def _once(self, parts: dict) -> dict:
+        """The default set's join and storm run once each (their set-up signs
+        in 1,000 users; three repeats would triple the set's time)."""
+        self.times = 1
+        try:
+            return {name: await part() for name, part in parts.items()}
+        finally:
+            self.times = None
 
     def targets(self) -> list[str]:
         return [t.strip() for t in self.args.targets.split(",") if t.strip()]
@@ -240,6 +285,28 @@ def tables(scenario: str, result: dict) -> str:
                          f"| {m['best_deliveries_per_s']:.0f} | {_ms(m.get('best_latency_ms'))} "
                          f"| {_ms(m.get('best_ack_latency_ms'))} | {m['best_lost']} "
                          f"| {m['best_generator_cpu']} |")
+    elif scenario == "join":
+        lines += ["| server | receivers | connects/s | fill s (joins + presence) | joins acked s "
+                  "| presence events | presence MiB | server CPU | failures |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for key, r in result.items():
+            m = r["median"]
+            lines.append(f"| {key} | {m['receivers']} | {m['connects_per_s']:.0f} "
+                         f"| {m['fill_s']:.2f} | {m['joins_acked_s']:.2f} "
+                         f"| {m['presence_events']:.0f} | {m['presence_mib']} "
+                         f"| {m['server_cpu']} "
+                         f"| {m['connect_failures'] + m['join_failures']:.0f} |")
+    elif scenario == "storm":
+        lines += ["| server | clients (rooms) | caught up s | peak RSS MiB | lost | doubled "
+                  "| redelivered (skipped by cursor) | attempts mean / max | acked sends |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
+        for key, r in result.items():
+            m = r["median"]
+            lost = m["lost"] if m.get("persisted") else f"{m['lost']:.0f} (stores nothing)"
+            lines.append(f"| {key} | {m['clients']} ({m['rooms']}) | {m['caught_up_s']:.2f} "
+                         f"| {m['rss_peak_kib'] / 1024:.0f} | {lost} | {m['doubled']:.0f} "
+                         f"| {m['redelivered']:.0f} | {m['attempts_mean']} / "
+                         f"{m['attempts_max']:.0f} | {m['acked']:.0f} |")
     return "\n".join(lines)
 
 

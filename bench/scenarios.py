@@ -224,6 +224,8 @@ async def fanout(server, users: Users, *, receivers: int, rates: list[float],
     best = max(passing, key=lambda s: s["deliveries_per_s"]) if passing else None
     return {
         "receivers": receivers,
+        "new_members": new_members,
+        "members_limit": members_limit,
         "connected": len(clients),
         "connect_failures": failures,
         "join_failures": join_failures,
@@ -359,3 +361,340 @@ async def chat(server, users: Users, *, clients_count: int, room_size: int,
         "generator_saturated": any(s["generator_cpu"] > 0.9 for s in steps),
         "steps": steps,
     }
+
+
+# join --------------------------------------------------------------------------
+
+BATCHED = {"presence": "batched"}
+
+
+async def join(server, users: Users, *, receivers: int, per_user: int = 1,
+               batched: bool = True, concurrency: int = 50, new_members: bool = False,
+               grace: float = 5.0, members_limit: int | None = None) -> dict:
+    """``receivers`` connect and join one room, ``concurrency`` joins at a time.
+
+    By default they are members already (a room filling again after a
+    restart, or in the morning): each joined once and left (connection
+    closed; the offline presence waited out, ``grace``) before the
+    measurement. With ``new_members`` each join also makes its member, and
+    the room's change log records ``member:added``, which every joined
+    connection receives (n²/2 deliveries by the contract of issue 13).
+    ``members_limit`` (Parley): each ack lists at most that many members
+    and online members (the first page), instead of all of them.
+
+    ``fill_s``: from the first ``room:join`` until every join is acked and the
+    presence it caused has arrived (the last event before a quiet second).
+    Parley's connections opt into ``presence:batch`` unless ``batched`` is
+    False (then every one gets ``presence`` per change, as the contract's
+    default).
+    """
+    cookies = users.ensure(server, 1 + max(1, -(-receivers // per_user)))
+    stats = Stats()
+    auth = BATCHED if batched and server.kind == "parley" else None
+    owner = await loadgen.connect(server.url, cookies[0], Stats(), receiver=False)
+    slug = f"join-{users.run_tag}-{next(_room_numbers)}"
+    if server.kind == "parley":
+        reply = await owner.call("room:create", {"name": slug})
+        if not reply.get("ok"):
+            raise RuntimeError(f"room:create failed: {reply}")
+        slug = reply["room"]["slug"]
+    owner.close()
+    if server.kind == "parley" and not new_members:
+        setup, _, _ = await loadgen.connect_many(server.url, cookies[1:], receivers, Stats(),
+                                                 auth=auth)
+        await _join_all(setup, slug)
+        _close_all(setup)
+        await asyncio.sleep(grace + 1.0)
+    clients, failures, connect_s = await loadgen.connect_many(
+        server.url, cookies[1:], receivers, stats, auth=auth)
+    reply_bytes = 0
+    payload = {"room": slug}
+    if members_limit is not None and server.kind == "parley":
+        payload["members_limit"] = members_limit
+    gate = asyncio.Semaphore(concurrency)
+    join_failures = 0
+
+    async def one(client):
+        nonlocal join_failures, reply_bytes
+        async with gate:
+            try:
+                reply = await client.call("room:join", payload, timeout=120)
+                if not reply.get("ok"):
+                    join_failures += 1
+                reply_bytes += len(reply.get("members", ())) + len(reply.get("online", ()))
+            except Exception:
+                join_failures += 1
+
+    cpu = CpuMeter()
+    server_cpu0 = server.cpu_seconds()
+    started_ns = time.monotonic_ns()
+    await asyncio.gather(*(one(c) for c in clients))
+    joined_ns = time.monotonic_ns()
+    await _wait_quiet(stats, quiet=1.0, limit=120)
+    last = max(joined_ns, stats.last_event_ns)
+    fill_s = (last - started_ns) / 1e9
+    result = {
+        "receivers": receivers,
+        "connected": len(clients),
+        "connect_failures": failures,
+        "join_failures": join_failures,
+        "connect_s": round(connect_s, 2),
+        "connects_per_s": round(len(clients) / connect_s, 1) if connect_s else None,
+        "joins_acked_s": round((joined_ns - started_ns) / 1e9, 2),
+        "fill_s": round(fill_s, 2),
+        "presence_events": stats.other_events,
+        "presence_mib": round(stats.event_bytes / 2**20, 1),
+        "users_in_join_replies": reply_bytes,
+        "server_cpu": round((server.cpu_seconds() - server_cpu0) / max(fill_s, 1e-9), 2),
+        "generator_cpu": round(cpu.read(), 2),
+    }
+    _close_all(clients)
+    return result
+
+
+# reconnect storm -----------------------------------------------------------------
+
+def backoff(attempt: int) -> float:
+    """socket.io-client's reconnection delay (its defaults): 1 s doubling per
+    attempt up to 5 s, randomized by ±50 %."""
+    base = min(1.0 * 2 ** attempt, 5.0)
+    return max(0.0, base + (random.random() * 2 - 1) * 0.5 * base)
+
+
+class StormMember:
+    """One client of the storm: its room, its cursor, the message ids it applied.
+
+    It applies an event as the documented client does (docs/protocol.md,
+    cursors): one with a cursor at or below the room's is a redelivery and
+    skipped; live events that arrive while a catch-up is in flight wait for it.
+    ``doubled`` counts a message id applied twice (a new cursor for a message
+    already seen: the server's fault, never a client's).
+    """
+
+    __slots__ = ("cookie", "slug", "client", "cursor", "applied", "doubled", "redelivered",
+                 "syncing", "buffer", "caught_up_ns", "attempts")
+
+    def __init__(self, cookie):
+        self.cookie = cookie
+        self.slug = None
+        self.client = None
+        self.cursor = None
+        self.applied: set[int] = set()
+        self.doubled = 0
+        self.redelivered = 0
+        self.syncing = True
+        self.buffer: list[dict] = []
+        self.caught_up_ns = 0
+        self.attempts = 0
+
+    def on_message(self, data: dict) -> None:
+        if self.syncing:
+            self.buffer.append(data)
+        else:
+            self.apply(data)
+
+    def apply(self, data: dict) -> None:
+        cursor = data.get("cursor")
+        if cursor is not None and self.cursor is not None and cursor <= self.cursor:
+            self.redelivered += 1
+            return
+        if data["id"] in self.applied:
+            self.doubled += 1
+        else:
+            self.applied.add(data["id"])
+        if cursor is not None:
+            self.cursor = cursor
+
+    def apply_page(self, reply: dict) -> None:
+        for change in reply.get("changes") or ():
+            if change["event"] == "message":
+                self.apply(change["data"])
+        for message in reply.get("messages") or ():
+            self.apply(message)
+        if reply.get("cursor") is not None:
+            self.cursor = max(self.cursor or 0, reply["cursor"])
+
+    async def sync(self, first: bool) -> None:
+        """``room:join`` (with the cursor after the first time), paging on with
+        ``message:history`` while ``has_more``; then the buffered live events."""
+        self.syncing = True
+        payload = {"room": self.slug}
+        if not first and self.cursor is not None:
+            payload = {"room": self.slug, "cursor": self.cursor, "limit": 500}
+        reply = await self.client.call("room:join", payload, timeout=60)
+        if not reply.get("ok"):
+            raise RuntimeError(f"room:join: {reply}")
+        self.apply_page(reply)
+        while reply.get("has_more") and reply.get("changes") is not None and not first:
+            reply = await self.client.call("message:history", {
+                "room": self.slug, "cursor": self.cursor, "limit": 500}, timeout=60)
+            if not reply.get("ok"):
+                raise RuntimeError(f"message:history: {reply}")
+            self.apply_page(reply)
+        buffered, self.buffer = self.buffer, []
+        self.syncing = False
+        for data in buffered:
+            self.apply(data)
+        self.caught_up_ns = time.monotonic_ns()
+
+
+async def storm(server, users: Users, *, clients_count: int, room_size: int, rate: float,
+                per_user: int = 1, before: float = 3.0, after: float = 3.0,
+                limit: float = 120.0) -> dict:
+    """Signed-in clients in rooms, messages flowing; every transport cut at once.
+
+    Each client reconnects with the official back-off and catches up from its
+    cursor. Reported: the time from the cut until the last client is caught
+    up, the server's peak RSS, and per client the acked messages of its room
+    it never applied (lost) or applied twice (doubled).
+    """
+    cookies = users.ensure(server, max(1, -(-clients_count // per_user)))
+    stats = Stats()
+    auth = BATCHED if server.kind == "parley" else None
+    members = [StormMember(cookies[i % len(cookies)]) for i in range(clients_count)]
+
+    async def open_one(member: StormMember, timeout: float = 20.0) -> None:
+        member.client = await loadgen.connect(server.url, member.cookie, stats, auth=auth,
+                                              timeout=timeout, on_message=member.on_message)
+
+    gate = asyncio.Semaphore(200)
+
+    async def setup_one(member):
+        async with gate:
+            await open_one(member)
+
+    started = time.monotonic()
+    await asyncio.gather(*(setup_one(m) for m in members))
+    rooms: dict[str, list[StormMember]] = {}
+    for start in range(0, len(members), room_size):
+        group = members[start:start + room_size]
+        slug = f"storm-{users.run_tag}-{next(_room_numbers)}"
+        if server.kind == "parley":
+            reply = await group[0].client.call("room:create", {"name": slug})
+            if not reply.get("ok"):
+                raise RuntimeError(f"room:create failed: {reply}")
+            slug = reply["room"]["slug"]
+        for member in group:
+            member.slug = slug
+        rooms[slug] = group
+
+    async def first_sync(member):
+        async with gate:
+            await member.sync(first=True)
+
+    await asyncio.gather(*(first_sync(m) for m in members))
+    setup_s = time.monotonic() - started
+    await _wait_quiet(stats, quiet=0.5)
+
+    acked: dict[str, set[int]] = {slug: set() for slug in rooms}
+    send_errors: dict[str, int] = {}
+    counters = {"sent": 0, "unanswered": 0}
+    tag = users.run_tag
+
+    def on_ack(slug, future):
+        if future.cancelled() or future.exception() is not None:
+            counters["unanswered"] += 1
+            return
+        reply = future.result()
+        if reply.get("ok"):
+            acked[slug].add(reply["message"]["id"])
+        else:
+            code = (reply.get("error") or {}).get("code", "unknown")
+            send_errors[code] = send_errors.get(code, 0) + 1
+
+    def send_one(i: int) -> None:
+        member = random.choice(members)
+        client = member.client
+        if member.syncing or client is None or client.transport.is_disconnected:
+            return
+        counters["sent"] += 1
+        body = f"{time.monotonic_ns()} storm"
+        future = client.emit("message:send", {"room": member.slug, "body": body,
+                                              "client_id": f"s{tag}-{next(_client_ids)}"})
+        future.add_done_callback(lambda f, slug=member.slug: on_ack(slug, f))
+
+    peak = {"rss": server.rss_kib()}
+    sampling = True
+
+    async def sample_rss():
+        while sampling:
+            try:
+                peak["rss"] = max(peak["rss"], server.rss_kib())
+            except Exception:
+                pass
+            await asyncio.sleep(0.2)
+
+    sampler = asyncio.ensure_future(sample_rss())
+    rss_before = server.rss_kib()
+    sending = True
+
+    async def keep_sending():
+        while sending:
+            await _paced_sends(0.5, rate, send_one)
+
+    sender = asyncio.ensure_future(keep_sending())
+    await asyncio.sleep(before)
+
+    # The cut: every transport at once, no goodbye.
+    cut_ns = time.monotonic_ns()
+    for member in members:
+        member.syncing = True
+        member.client.cut()
+    server_cpu0 = server.cpu_seconds()
+
+    async def reconnect(member: StormMember):
+        attempt = 0
+        while True:
+            await asyncio.sleep(backoff(attempt))
+            attempt += 1
+            member.attempts = attempt
+            try:
+                await open_one(member)
+                await member.sync(first=False)
+                return
+            except Exception:
+                if member.client is not None:
+                    member.client.cut()
+
+    done = await asyncio.wait_for(asyncio.gather(*(reconnect(m) for m in members),
+                                                 return_exceptions=True), limit)
+    failed = sum(1 for d in done if isinstance(d, BaseException))
+    caught_up_s = (max(m.caught_up_ns for m in members) - cut_ns) / 1e9
+    storm_cpu = server.cpu_seconds() - server_cpu0
+    await asyncio.sleep(after)
+    sending = False
+    await sender
+    # Every acked message reaches every member of its room, or it is lost.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if all(acked[m.slug] <= m.applied for m in members):
+            break
+        await asyncio.sleep(0.2)
+    sampling = False
+    await sampler
+    lost = sum(len(acked[m.slug] - m.applied) for m in members)
+    result = {
+        "clients": clients_count,
+        "rooms": len(rooms),
+        "room_size": room_size,
+        "rate": rate,
+        "setup_s": round(setup_s, 1),
+        "caught_up_s": round(caught_up_s, 2),
+        "reconnect_failures": failed,
+        "attempts_max": max(m.attempts for m in members),
+        "attempts_mean": round(sum(m.attempts for m in members) / len(members), 2),
+        "sent": counters["sent"],
+        "acked": sum(len(s) for s in acked.values()),
+        "send_errors": send_errors,
+        "unanswered_sends": counters["unanswered"],
+        "lost": lost,
+        "doubled": sum(m.doubled for m in members),
+        "redelivered": sum(m.redelivered for m in members),
+        "rss_before_kib": rss_before,
+        "rss_peak_kib": peak["rss"],
+        "server_cpu_s_in_storm": round(storm_cpu, 1),
+        "persisted": server.kind == "parley",
+    }
+    for member in members:
+        member.client.close()
+    return result

@@ -60,6 +60,8 @@ class Connection:
     # The client's address as the app sees it (after ProxyFix), for the
     # per-address connection cap.
     address: str = ""
+    # Presence as ``presence:batch`` (opted in at connect) instead of ``presence``.
+    batched_presence: bool = False
 
 
 class Registry:
@@ -145,6 +147,13 @@ class Live:
         self.admins.clear()
         self.presence = MemoryPresence()
         self._pending_offline.clear()
+        events.presence_batches.clear()
+        from .rooms import members_cache
+
+        members_cache.clear()
+        from ..sockets.sessioncache import cache
+
+        cache.clear()
         self.typing = TypingThrottle()
         self.stats_push.running = False
 
@@ -301,6 +310,9 @@ def _close_connections(message: control.CloseConnections) -> int:
 
     Returns how many it closed (``bus.gather`` adds the processes up).
     """
+    from ..sockets.sessioncache import cache
+
+    cache.forget(session=message.session, user_id=message.user_id)
     if message.session is not None:
         targets = live.public.of_session(message.session)
     else:
@@ -319,8 +331,9 @@ def _forget_room(message: control.ForgetRoom) -> None:
     user_id, slug = message.user_id, message.room
     for connection in live.public.of_user(user_id):
         if connection.rooms.pop(slug, None) is not None:
-            socketio.server.leave_room(connection.sid, events.room_channel(slug),
-                                       namespace=events.PUBLIC)
+            for channel in (events.room_channel(slug),
+                            events.presence_channel(slug, connection.batched_presence)):
+                socketio.server.leave_room(connection.sid, channel, namespace=events.PUBLIC)
             if live.presence.left(slug, user_id) and not live.presence.is_online(slug, user_id):
                 events.presence(slug, connection.actor.to_public(), False)
 
@@ -346,7 +359,13 @@ def _forget_deleted_room(message: control.RoomDeleted) -> int:
 
 @bus.handler(control.UserRenamed)
 def _rename_actor(message: control.UserRenamed) -> None:
-    """A display name changed: the user's connections here carry the new one."""
+    """A display name changed: the user's connections here carry the new one,
+    and the member lists this process keeps are read again."""
+    from ..sockets.sessioncache import cache
+    from .rooms import members_cache
+
+    members_cache.clear()
+    cache.forget(user_id=message.user_id)
     for registry in (live.public, live.admins):
         for connection in registry.of_user(message.user_id):
             connection.actor = dataclasses.replace(connection.actor,

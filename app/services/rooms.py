@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import secrets
 import unicodedata
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import and_, case, delete, func, or_, select
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import events
@@ -317,14 +318,76 @@ def join(actor: Actor, slug: str) -> RoomRef:
     can fall between the page and the live stream.
     """
     room, member = visible_room(actor, slug)
+    ref = RoomRef.of(room)  # before the commit expires the room (no reload)
     if not member:
         _add_member(room, actor)
         db.session.commit()
-    return RoomRef.of(room)
+    return ref
+
+
+# A room's members as Users, in one Core statement built once: no ORM
+# objects for a list that a room of 1,000 sends to every joiner.
+_users, _memberships = User.__table__, Membership.__table__
+_MEMBERS = (select(_users.c.id, _users.c.username, _users.c.is_bot, _users.c.display_name)
+            .join(_memberships, _memberships.c.user_id == _users.c.id)
+            .where(_memberships.c.room_id == bindparam("room_id"))
+            .order_by(func.lower(_users.c.username)))
+
+
+def room_members(room_id: int, position: int | None = None) -> list[dict]:
+    """The room's members as public Users, by username (do not modify the list).
+
+    Given ``position``, the room's latest change-log position just read, the
+    list may come from ``members_cache``: every change of membership is
+    logged (``member:added``, ``member:removed``) and so moves the position,
+    and a list read after the position was read is at least that recent.
+    A room filling with 1,000 members who are members already (a restart, a
+    reconnect storm) then reads its members once, not once per join. A new
+    display name is not logged: ``control.UserRenamed`` clears the cache on
+    every process.
+    """
+    if position is not None:
+        found = members_cache.get(room_id, position)
+        if found is not None:
+            return found
+    rows = db.session.connection().execute(_MEMBERS, {"room_id": room_id})
+    members = [{"id": id_, "username": username, "bot": bool(is_bot), "display_name": shown}
+               for id_, username, is_bot, shown in rows]
+    if position is not None:
+        members_cache.put(room_id, position, members)
+    return members
+
+
+class MembersCache:
+    """Per room, its member list as of one change-log position (see ``room_members``)."""
+
+    MAX_ROOMS = 2000
+    TTL_SECONDS = 30.0
+
+    def __init__(self):
+        self._rooms: dict[int, tuple[int, float, list[dict]]] = {}
+
+    def clear(self) -> None:
+        self._rooms.clear()
+
+    def get(self, room_id: int, position: int) -> list[dict] | None:
+        entry = self._rooms.get(room_id)
+        if entry is None or entry[0] != position or entry[1] < time.monotonic():
+            return None
+        return entry[2]
+
+    def put(self, room_id: int, position: int, members: list[dict]) -> None:
+        if len(self._rooms) >= self.MAX_ROOMS and room_id not in self._rooms:
+            self._rooms.pop(next(iter(self._rooms)))
+        self._rooms[room_id] = (position, time.monotonic() + self.TTL_SECONDS, members)
+
+
+members_cache = MembersCache()
 
 
 def join_reply(actor: Actor, ref: RoomRef, online_ids: set[int], since: int | None = None,
-               limit: int | None = None, cursor: int | None = None) -> dict:
+               limit: int | None = None, cursor: int | None = None,
+               members_limit: int | None = None) -> dict:
     """The ``room:join`` ack: the room, its members, who is online, a page, and the cursor.
 
     With ``cursor`` (a log position) the page is the room's ``changes`` after
@@ -342,17 +405,36 @@ def join_reply(actor: Actor, ref: RoomRef, online_ids: set[int], since: int | No
                                   viewer_id=actor.id)
         reply = {"messages": messages, "has_more": has_more, "cursor": position}
     room = db.session.get(Room, ref.id)
-    members = db.session.execute(
-        select(User).join(Membership, Membership.user_id == User.id)
-        .where(Membership.room_id == room.id).order_by(func.lower(User.username))
-    ).scalars().all()
-    public_members = [m.to_public() for m in members]
+    # The latest position, when the reply knows it: the page reached the end.
+    latest = (position if cursor is None
+              else None if reply.get("has_more") or reply.get("reset") else reply["cursor"])
+    public_members = room_members(room.id, latest)
+    online = [m for m in public_members if m["id"] in online_ids]
+    shown = {"members": public_members, "online": online}
+    if members_limit is not None:
+        # The first page of each; ``room:members`` pages on (issue 14).
+        shown = {"members": public_members[:members_limit], "online": online[:members_limit],
+                 "members_total": len(public_members), "online_total": len(online)}
     return {
-        "room": room_to_public(room, len(members), reading_of(actor.id, room.id)),
-        "members": public_members,
-        "online": [m for m in public_members if m["id"] in online_ids],
+        "room": room_to_public(room, len(public_members), reading_of(actor.id, room.id)),
+        **shown,
         **reply,
     }
+
+
+def members_page(actor: Actor, slug: str, online_ids: set[int], after: str | None,
+                 online: bool, limit: int) -> dict:
+    """``room:members``: up to ``limit`` members of a visible room by username
+    (case-insensitive), after the username ``after``; only those online in it
+    with ``online``. ``has_more`` when more follow."""
+    room, _member = visible_room(actor, slug)
+    people = room_members(room.id, changes.current_position(room.id))
+    if online:
+        people = [m for m in people if m["id"] in online_ids]
+    if after is not None:
+        key = after.lower()
+        people = [m for m in people if m["username"].lower() > key]
+    return {"members": people[:limit], "has_more": len(people) > limit}
 
 
 def update_room(actor: Actor, slug: str, name: str | None = None,

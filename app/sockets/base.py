@@ -44,6 +44,8 @@ class ChatNamespace(Namespace):
     """
 
     registry: Registry
+    # Whether a cookie's user may come from ``sessioncache`` (``/public``).
+    cached_sessions = False
 
     def on_connect(self, auth=None):
         """A client connects with its session cookie, or an access token in
@@ -57,7 +59,7 @@ class ChatNamespace(Namespace):
         teardown does not run for socket events).
         """
         try:
-            user, token_expires = connecting_user(auth)
+            user, token_expires = connecting_user(auth, cached=self.cached_sessions)
             if not user.is_authenticated:
                 raise Unauthenticated("not signed in")
             if user.is_banned():

@@ -88,4 +88,11 @@ class ConnectionSessionInterface(SecureCookieSessionInterface):
         saved = request.environ.get("saved_session")
         if saved is not None:
             return saved
+        if request.environ.get("PATH_INFO", "").startswith("/socket.io"):
+            # A socket connection's first event (its environ is the Engine.IO
+            # handshake's; no Flask route serves that path): a cookie seen
+            # within SESSION_CACHE_SECONDS is not decoded again.
+            from .sessioncache import decoded_session
+
+            return decoded_session(app, request, super().open_session)
         return super().open_session(app, request)

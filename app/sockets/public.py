@@ -9,6 +9,7 @@ from flask_socketio import join_room
 from .. import events, schemas
 from ..services import Actor, mentions, messages, moderation, reactions, rooms, search, users
 from ..services.connections import Connection, live
+from ..errors import Invalid
 from ..services.ratelimit import limits
 from .base import ChatNamespace
 from .edge import acked
@@ -16,8 +17,22 @@ from .edge import acked
 log = logging.getLogger(__name__)
 
 
+PRESENCE_MODES = ("each", "batched")
+
+
+def presence_mode(auth) -> str:
+    """How a connection hears presence: ``auth={"presence": "batched"}`` opts into
+    ``presence:batch``; absent (or ``"each"``) keeps one ``presence`` per change.
+    Any other value refuses the connection (``invalid``, ``field`` ``presence``)."""
+    mode = auth.get("presence", "each") if isinstance(auth, dict) else "each"
+    if mode not in PRESENCE_MODES:
+        raise Invalid('auth "presence" must be "batched" or "each"', field="presence")
+    return mode
+
+
 class PublicNamespace(ChatNamespace):
     registry = live.public
+    cached_sessions = True
 
     def admit(self, user, auth) -> None:
         """A signed-in user's connection (refusal rules in ``ChatNamespace.on_connect``).
@@ -27,10 +42,11 @@ class PublicNamespace(ChatNamespace):
         for pushes such as ``room:added``.
         """
         address = request.remote_addr or ""
+        batched = presence_mode(auth) == "batched"
         live.check_caps(user.id, user.username, address)
         current_app.extensions["parley_start"]()
         live.connected(Connection(request.sid, Actor.of(user), user.login_session.token,
-                                  address=address))
+                                  address=address, batched_presence=batched))
         join_room(events.user_channel(user.id))
 
     def on_disconnect(self, reason=None):
@@ -77,11 +93,23 @@ class PublicNamespace(ChatNamespace):
         joined_now, came_online = live.joined(connection, room)
         if joined_now:
             join_room(events.room_channel(room.slug))
+            join_room(events.presence_channel(room.slug, connection.batched_presence))
         reply = rooms.join_reply(actor, room, live.presence.online(room.slug),
-                                 payload.since, payload.limit, payload.cursor)
+                                 payload.since, payload.limit, payload.cursor,
+                                 payload.members_limit)
         if came_online:
             events.presence(room.slug, actor.to_public(), True)
         return reply
+
+    @acked(schemas.RoomMembers)
+    def on_room_members(self, connection, payload):
+        """``room:members``: a page of the room's members (or of those online), by
+        username after ``after``; for a client that joined with ``members_limit``
+        (heavy-read limit)."""
+        limits.hit("heavy_read", connection.actor.id, connection.actor.username)
+        return rooms.members_page(connection.actor, payload.room,
+                                  live.presence.online(payload.room), payload.after,
+                                  payload.online, payload.limit)
 
     @acked(schemas.RoomRef)
     def on_room_leave(self, connection, payload):

@@ -29,15 +29,20 @@ EXPIRED_EVENT = "token:expired"
 EXPIRED_REASON = "the access token expired; refresh it and connect again"
 
 
-def connecting_user(auth) -> tuple[object, float | None]:
+def connecting_user(auth, *, cached: bool = False) -> tuple[object, float | None]:
     """Who is connecting, and when their token expires (None for a cookie).
 
     With ``auth={"token": ...}`` the token decides, whatever cookie the
     request carries; otherwise the session cookie does (``current_user``,
     perhaps anonymous). A bad token is refused here, with ``data.code``
-    ``unauthenticated`` and ``data.error`` ``invalid_token``.
+    ``unauthenticated`` and ``data.error`` ``invalid_token``. With ``cached``
+    (``/public``) a cookie's user may come from ``sessioncache``.
     """
     if not (isinstance(auth, dict) and "token" in auth):
+        if cached:
+            from .sessioncache import cookie_user
+
+            return cookie_user(), None
         return current_user, None
     try:
         user, claims = tokens.authenticate_access_token(auth["token"])

@@ -51,11 +51,12 @@ def e2e_env(database_url: str, **extra: str) -> dict:
     # two accounts make in an hour. SSE heartbeats every second: the feed's
     # tests see them, and a stream notices a reader's ended rights at once.
     # Reactions, like sends, come in bursts from the two accounts; their limit
-    # is tested in tests/sockets/test_reactions.py.
+    # is tested in tests/sockets/test_reactions.py. Presence batches over 1 s:
+    # back-to-back joins of a test land in one.
     return base_env(database_url, MESSAGE_RATE_LIMIT="100000 per 1 second", ACCESS_LOG="-",
                     GRACEFUL_TIMEOUT="2", ROOM_CREATE_RATE_LIMIT="100000 per 1 hour",
                     SSE_HEARTBEAT_SECONDS="1", REACTION_RATE_LIMIT="100000 per 1 second",
-                    **extra)
+                    PRESENCE_BATCH_SECONDS="1", **extra)
 
 
 def create_users(env: dict, names=USERS) -> None:
@@ -150,8 +151,10 @@ class Peer:
     """
 
     def __init__(self, url: str, username: str, *, http=None, transports=("websocket",),
-                 headers: dict | None = None, websocket_options: dict | None = None):
+                 headers: dict | None = None, websocket_options: dict | None = None,
+                 auth: dict | None = None):
         self.url = url
+        self.auth = auth
         self.username = username
         self.http = http if http is not None else sign_in(url, username)
         self.transports = list(transports) if transports else None
@@ -168,7 +171,7 @@ class Peer:
 
     def connect(self) -> "Peer":
         self.sio.connect(self.url, namespaces=[NS], headers=dict(self.headers),
-                         transports=self.transports, wait_timeout=10)
+                         transports=self.transports, wait_timeout=10, auth=self.auth)
         return self
 
     def close(self) -> None:

@@ -57,6 +57,20 @@ def test_presence_is_seen_across_processes(two_servers):
     bob.close()
 
 
+def test_a_presence_batch_reaches_an_opted_in_member_on_the_other_process(two_servers):
+    a, b = two_servers
+    alice, bob = chat(a, auth={"presence": "batched"}), chat(b)
+    room = shared_room(alice, bob)
+
+    def bob_online():
+        return [p for e, p in alice.events if e == "presence:batch" and p["room"] == room
+                and bob.username in {u["username"] for u in p["online"]}]
+    batches = wait_until(bob_online, 10, message="alice never got bob's presence:batch")
+    assert batches[0]["offline"] == []
+    assert not [p for e, p in alice.events if e == "presence"]
+    alice.close(), bob.close()
+
+
 def test_signing_out_on_one_process_closes_the_session_socket_on_the_other(two_servers):
     a, b = two_servers
     username = unique("user")

@@ -430,3 +430,60 @@ def test_dm_open_with_oneself_or_no_one_is_refused(app, auth, user, code):
     ack = call(alice, "dm:open", {"user": user})
     assert ack["error"]["code"] == code and ack["error"]["field"] == "user"
     assert in_db(app, select(Room)) == []
+
+
+# -- members_limit and room:members (issue 14) ------------------------------------
+
+def _four_members(app, auth):
+    alice, bob, carol, dave = (auth.socket(n) for n in ("alice", "bob", "carol", "dave"))
+    slug = public_room(alice)
+    joined(bob, slug)
+    joined(carol, slug)
+    carol.disconnect("/public")  # still a member, no longer online
+    users = {n: {"id": user_id(app, n), "username": n, "bot": False}
+             for n in ("alice", "bob", "carol", "dave")}
+    return slug, dave, users
+
+
+def test_members_limit_caps_the_join_acks_lists_and_adds_their_totals(app, auth):
+    slug, dave, users = _four_members(app, auth)
+    ack = call(dave, "room:join", {"room": slug, "members_limit": 2})
+    assert ack["ok"], ack
+    assert ack["members"] == [users["alice"], users["bob"]]
+    assert ack["online"] == [users["alice"], users["bob"]]
+    assert ack["members_total"] == 4 and ack["online_total"] == 3
+    assert ack["room"]["member_count"] == 4
+
+
+def test_a_join_without_members_limit_lists_everyone_and_no_totals(app, auth):
+    slug, dave, users = _four_members(app, auth)
+    ack = joined(dave, slug)
+    assert len(ack["members"]) == 4 and "members_total" not in ack
+
+
+def test_room_members_pages_by_username_and_can_list_only_who_is_online(app, auth):
+    slug, dave, users = _four_members(app, auth)
+    joined(dave, slug)
+    first = call(dave, "room:members", {"room": slug, "limit": 3})
+    assert first == {"ok": True, "members": [users["alice"], users["bob"], users["carol"]],
+                     "has_more": True}
+    rest = call(dave, "room:members", {"room": slug, "after": "carol", "limit": 3})
+    assert rest == {"ok": True, "members": [users["dave"]], "has_more": False}
+    online = call(dave, "room:members", {"room": slug, "online": True, "after": "alice"})
+    assert online == {"ok": True, "members": [users["bob"], users["dave"]], "has_more": False}
+
+
+def test_room_members_of_a_private_room_is_not_found_for_a_non_member(app, auth):
+    alice, eve = auth.socket("alice"), auth.socket("eve")
+    slug = public_room(alice, name="Secret", private=True)
+    ack = call(eve, "room:members", {"room": slug})
+    assert ack["ok"] is False and ack["error"]["code"] == "not_found"
+
+
+def test_a_member_who_joined_after_the_list_was_read_is_in_the_next_list(app, auth):
+    slug, dave, users = _four_members(app, auth)
+    assert len(joined(dave, slug)["members"]) == 4
+    erin = auth.socket("erin")
+    joined(erin, slug)
+    names = [m["username"] for m in joined(dave, slug)["members"]]
+    assert names == ["alice", "bob", "carol", "dave", "erin"]

@@ -20,8 +20,9 @@ NS = "/public"
 
 class ChatClient:
     def __init__(self, base_url: str, username: str, *, transports=("websocket",),
-                 http=None, headers: dict | None = None):
+                 http=None, headers: dict | None = None, auth: dict | None = None):
         self.base_url = base_url
+        self.auth = auth
         self.username = username
         self.http = http or sign_in(base_url, username)
         self.transports = list(transports)
@@ -45,7 +46,7 @@ class ChatClient:
     def connect(self) -> "ChatClient":
         headers = {"Cookie": cookie_header(self.http), **self._headers}
         self.sio.connect(self.base_url, namespaces=[NS], headers=headers,
-                         transports=self.transports, wait_timeout=10)
+                         transports=self.transports, wait_timeout=10, auth=self.auth)
         return self
 
     def close(self) -> None:

@@ -76,6 +76,7 @@ export class ChatController {
 
     for (const name of ROOM_CHANGES) socket.on(name, (data) => this.onRoomChange(name, data));
     socket.on("presence", ({ room, user, online }) => store.setPresence(room, user, online));
+    socket.on("presence:batch", ({ room, online, offline }) => store.setPresenceBatch(room, online, offline));
     socket.on("typing", ({ room, user, typing }) => store.setTyping(room, user, typing));
     socket.on("announcement", (announcement) => store.addAnnouncement(announcement));
     socket.on("room:added", ({ room }) => this.onRoomAdded(room));

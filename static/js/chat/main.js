@@ -29,7 +29,9 @@ const store = new ChatStore({
 });
 store.ready = false;
 
-const socket = connect("/public");
+// Presence arrives as `presence:batch`, one event per room and window, not
+// one per member (docs/protocol.md, Presence batches).
+const socket = connect("/public", { auth: { presence: "batched" } });
 const controller = new ChatController(store, socket, {
   loginUrl: body.dataset.loginUrl,
   onFirstSync: () => {

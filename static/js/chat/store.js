@@ -581,6 +581,19 @@ export class ChatStore extends EventTarget {
     if (room.isDm) this.notify("rooms");
   }
 
+  /** A `presence:batch`: every member in `online` is online, every one in `offline` is not; one redraw. */
+  setPresenceBatch(slug, online = [], offline = []) {
+    const room = this.room(slug);
+    if (!room) return;
+    for (const user of online) {
+      room.online.add(user.id);
+      if (!room.members.has(user.id)) room.members.set(user.id, user);
+    }
+    for (const user of offline) room.online.delete(user.id);
+    this.notify("room", slug);
+    if (room.isDm) this.notify("rooms");
+  }
+
   setTyping(slug, user, typing) {
     const room = this.room(slug);
     if (!room || user.id === this.me.id) return;
