@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from app.extensions import socketio
 from app.models import User
 from tests.conftest import call, in_db, received
 
@@ -48,6 +49,19 @@ def test_what_a_renamed_user_sends_next_carries_the_new_name(app, pair):
     message = sent(alice, slug, "hi")
     assert message["user"]["display_name"] == "Alice Smith"
     assert joined(bob, slug)["members"][0]["display_name"] == "Alice Smith"
+
+
+def test_a_connection_from_another_device_after_a_rename_carries_the_new_name(app, pair, auth):
+    # Alice's phone: a sign-in session of its own, whose cookie the session
+    # cache remembers; the rename happens on her laptop (the pair's alice).
+    alice, bob, slug = pair
+    phone = auth.login("alice")
+    first = socketio.test_client(app, namespace="/public", flask_test_client=phone)
+    first.disconnect(namespace="/public")
+    set_name(alice, "Alice Smith")
+    again = socketio.test_client(app, namespace="/public", flask_test_client=phone)
+    joined(again, slug)
+    assert sent(again, slug, "from the phone")["user"]["display_name"] == "Alice Smith"
 
 
 def test_history_shows_the_authors_current_name(app, pair):
