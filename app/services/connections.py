@@ -325,15 +325,20 @@ def _close_connections(message: control.CloseConnections) -> int:
     return len(targets)
 
 
+def _unsubscribe(connection, slug: str) -> None:
+    """Take ``connection`` out of the room's channels: its changes and its presence."""
+    for channel in (events.room_channel(slug),
+                    events.presence_channel(slug, connection.batched_presence)):
+        socketio.server.leave_room(connection.sid, channel, namespace=events.PUBLIC)
+
+
 @bus.handler(control.ForgetRoom)
 def _forget_room(message: control.ForgetRoom) -> None:
     """A member left a room: none of their connections here receive it any more."""
     user_id, slug = message.user_id, message.room
     for connection in live.public.of_user(user_id):
         if connection.rooms.pop(slug, None) is not None:
-            for channel in (events.room_channel(slug),
-                            events.presence_channel(slug, connection.batched_presence)):
-                socketio.server.leave_room(connection.sid, channel, namespace=events.PUBLIC)
+            _unsubscribe(connection, slug)
             if live.presence.left(slug, user_id) and not live.presence.is_online(slug, user_id):
                 events.presence(slug, connection.actor.to_public(), False)
 
@@ -351,8 +356,7 @@ def _forget_deleted_room(message: control.RoomDeleted) -> int:
         if connection.rooms.pop(slug, None) is None:
             continue
         forgot += 1
-        socketio.server.leave_room(connection.sid, events.room_channel(slug),
-                                   namespace=events.PUBLIC)
+        _unsubscribe(connection, slug)
         live.presence.left(slug, connection.actor.id)
     return forgot
 

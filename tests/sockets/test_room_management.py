@@ -214,6 +214,22 @@ def test_the_name_of_a_deleted_room_may_be_used_again(app, auth):
     assert joined(alice, slug)["messages"] == []
 
 
+def test_a_new_room_at_a_deleted_rooms_address_reaches_only_those_who_join_it(app, auth):
+    # Neither its messages nor who is online in it: the old room's joined
+    # connections left every channel of the slug when it was deleted.
+    alice, bob, carol = auth.socket("alice"), auth.socket("bob"), auth.socket("carol")
+    slug = public_room(alice, "Lobby")
+    joined(bob, slug)
+    call(alice, "room:delete", {"room": slug})
+    assert public_room(alice, "Lobby") == slug
+    drain(alice, bob, carol)
+    joined(carol, slug)  # carol comes online in the new room
+    sent(alice, slug, "in the new lobby")
+    assert [e["name"] for e in bob.get_received("/public")
+            if e["args"] and isinstance(e["args"][0], dict)
+            and e["args"][0].get("room") == slug] == []
+
+
 def test_an_owner_who_left_their_private_room_manages_it_no_more(app, team):
     alice, bob, carol, slug = team
     call(alice, "room:leave", {"room": slug})
