@@ -34,7 +34,8 @@ def test_an_opted_in_connection_gets_one_batch_of_the_joins_of_a_window(server, 
     alice_user = next(u for u in ack["online"] if u["username"] == "alice")
     batch = watcher.wait_for("presence:batch", lambda b: b["room"] == room and b is not first)
     assert batch == {"room": room, "online": [alice_user], "offline": []}
-    assert alice_user == {"id": alice_user["id"], "username": "alice", "bot": False}
+    assert alice_user == {"id": alice_user["id"], "username": "alice", "bot": False,
+                          "display_name": None}
     # Never the per-change event as well.
     assert watcher.got("presence") == []
 

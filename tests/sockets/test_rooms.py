@@ -440,7 +440,7 @@ def _four_members(app, auth):
     joined(bob, slug)
     joined(carol, slug)
     carol.disconnect("/public")  # still a member, no longer online
-    users = {n: {"id": user_id(app, n), "username": n, "bot": False}
+    users = {n: {"id": user_id(app, n), "username": n, "bot": False, "display_name": None}
              for n in ("alice", "bob", "carol", "dave")}
     return slug, dave, users
 
