@@ -161,6 +161,7 @@ class _Raw:
     def __init__(self, stmt, dialect, keys: list[str] | None = None):
         compiled = stmt.compile(dialect=dialect, column_keys=keys)
         self.sql = str(compiled)
+        self.executed = 0
         self.positional = dialect.positional
         names = list(compiled.positiontup) if self.positional else list(compiled.binds)
         self.order = [(name, compiled.binds[name].type._cached_bind_processor(dialect))
@@ -173,25 +174,31 @@ class _Raw:
             return tuple(value for _, value in bound)
         return dict(bound)
 
+    def execute(self, cursor, values: dict) -> None:
+        # Counted (``SendQueue.statements``): SQLAlchemy's events never see these.
+        self.executed += 1
+        cursor.execute(self.sql, self.params(values))
+
     def one(self, cursor, values: dict):
         """The first column of the statement's one row, or None."""
-        cursor.execute(self.sql, self.params(values))
+        self.execute(cursor, values)
         row = cursor.fetchone()
         return None if row is None else row[0]
 
     def row(self, cursor, values: dict):
         """The statement's first row, or None."""
-        cursor.execute(self.sql, self.params(values))
+        self.execute(cursor, values)
         return cursor.fetchone()
 
     def rows(self, cursor, values: dict) -> list:
-        cursor.execute(self.sql, self.params(values))
+        self.execute(cursor, values)
         return cursor.fetchall()
 
     def run(self, cursor, values: dict) -> None:
-        cursor.execute(self.sql, self.params(values))
+        self.execute(cursor, values)
 
     def many(self, cursor, rows: list[dict]) -> None:
+        self.executed += 1
         cursor.executemany(self.sql, [self.params(values) for values in rows])
 
 
@@ -279,6 +286,12 @@ class SendQueue:
         self.batches = 0
         self.written = 0
         _queues.add(self)
+
+    @property
+    def statements(self) -> int:
+        """How many statements the writer ran on the DBAPI cursor (an executemany counts
+        one): with SQLAlchemy's own count, what a send costs."""
+        return sum(raw.executed for raw in vars(self).values() if isinstance(raw, _Raw))
 
     # -- the waiting side -------------------------------------------------------
     def submit(self, send: Send):
