@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, select
-from sqlalchemy.exc import IntegrityError
+from gevent import Timeout
+from sqlalchemy import bindparam, select
 
 from .. import metrics
-from ..errors import Conflict, Forbidden, Invalid, NotFound
+from ..errors import Conflict, Forbidden, Internal, Invalid, NotFound, RateLimited
 from ..extensions import db
 from ..models import Message, Room, User, isoformat, utcnow
-from . import Actor, changes
+from . import Actor, changes, send_queue
 from .ratelimit import limits
 from .rooms import RoomRef, _is_admin, _is_member, can_see, check_writable, member_room
 from .text import is_blank
@@ -106,17 +106,15 @@ def catch_up(room: Room | RoomRef, cursor: int, limit: int | None) -> dict:
             "cursor": result.cursor}
 
 
-# The send path's two statements, built once (SQLAlchemy then reuses their
-# compiled form) and run as Core on the session's connection: a send is the
-# hottest path of the server and needs no ORM unit of work.
+# The replay check's statement, built once (SQLAlchemy then reuses its
+# compiled form). New sends never run it: the writer's insert is the check
+# (app/services/send_queue.py).
 _messages = Message.__table__
 _OWN_MESSAGE_ID = select(_messages.c.id).where(_messages.c.user_id == bindparam("user_id"),
                                                 _messages.c.client_id == bindparam("client_id"))
-_INSERT_MESSAGE = insert(_messages).returning(_messages.c.id)
 
 
 def _own_message(actor: Actor, client_id: str) -> Message | None:
-    # The id alone first: nearly every send is new.
     message_id = db.session.connection().execute(
         _OWN_MESSAGE_ID, {"user_id": actor.id, "client_id": client_id}).scalar_one_or_none()
     return None if message_id is None else db.session.get(Message, message_id)
@@ -148,52 +146,59 @@ def _author(user_id: int) -> dict:
     return db.session.get(User, user_id).to_public()
 
 
+def _stored_replay(actor: Actor, room: RoomRef, client_id: str) -> dict:
+    existing = _own_message(actor, client_id)
+    if existing is None:
+        raise Internal("the message sent with this client_id could not be read")
+    return _replay(existing, room)
+
+
 def send(actor: Actor, room: RoomRef, body: str, client_id: str) -> dict:
     """Store a message and broadcast it; the same ``client_id`` acks the same message.
 
-    The reply is returned only after the commit; the broadcast follows it.
+    The reply is returned only after the commit; the broadcast precedes it.
     ``room`` must come from ``member_room`` (or a connection that joined it).
+    The write itself is this process's group commit (``send_queue``): this
+    greenlet waits while the writer stores it with the sends queued beside it.
     """
     body = check_body(body)
     check_writable(room)
-    existing = _own_message(actor, client_id)
-    if existing is not None:
-        return _replay(existing, room)
     # Spent here, in one atomic step of the limiter (a Lua script on Redis),
     # so that concurrent sends on several connections or processes can never
-    # pass the limit together; and outside the transaction: with Redis this
-    # is network I/O, and a gevent switch inside an SQLite write transaction
-    # stalls the worker. Invalid sends, refused sends and replays of a stored
-    # client_id were answered above and spend nothing; a send that fails on
-    # the database after this point (``internal``) keeps its unit spent.
-    limits.hit("message", actor.id, actor.username)
-    created_at = utcnow()
+    # pass the limit together; and outside the transaction (with Redis this
+    # is network I/O). Invalid and refused sends were answered above and
+    # spend nothing; a replay of a stored client_id is known only once the
+    # writer's insert found it, and gets its unit back. At the limit, a
+    # client_id already stored is still answered as a replay (spending
+    # nothing). A send that fails on the database after this point
+    # (``internal``) keeps its unit spent.
     try:
-        # The room's next log position first: taking it locks the room's row
-        # until the commit, so sends to one room take ids, positions and
-        # commit in one order (a client catching up "after id N" or "after
-        # position N" never misses one that committed late).
-        position = changes.take_position(room.id)
-        # One INSERT ... RETURNING id, without the ORM's unit of work: the
-        # reply is built from what was written, with no reload after commit.
-        message_id = db.session.connection().execute(_INSERT_MESSAGE, {
-            "room_id": room.id, "user_id": actor.id, "client_id": client_id, "body": body,
-            "created_at": created_at, "deleted": False}).scalar_one()
-        reply = {"id": message_id, "room": room.slug, "user": actor.to_public(), "body": body,
-                 "created_at": isoformat(created_at), "edited_at": None,
-                 "client_id": client_id}
-        changes.record(room.id, room.slug, "message", reply, message_id=message_id,
-                       position=position)
-        db.session.commit()
-    except IntegrityError:
-        # The same client_id raced in on another connection: ack that one.
-        db.session.rollback()
-        existing = _own_message(actor, client_id)
-        if existing is None:
+        limits.hit("message", actor.id, actor.username)
+    except RateLimited:
+        if _own_message(actor, client_id) is None:
             raise
-        return _replay(existing, room)
+        return _stored_replay(actor, room, client_id)
+    if db.session.registry.has() and db.session().in_transaction():
+        # What the caller read (the room, on a connection that had not
+        # joined it) gives its pooled connection back before the wait.
+        db.session.commit()
+    queue = send_queue.queue_of(current_app._get_current_object())
+    try:
+        outcome = queue.submit(send_queue.Send(actor, room.id, room.slug, body, client_id))
+    except RateLimited:
+        limits.refund("message", actor.id)
+        raise
+    except Timeout:
+        # Not known to be stored: the client retries with its client_id.
+        raise Internal("the message could not be stored in time") from None
+    if outcome is send_queue.REPLAY:
+        limits.refund("message", actor.id)
+        return _stored_replay(actor, room, client_id)
+    if outcome is send_queue.ARCHIVED:
+        limits.refund("message", actor.id)
+        raise send_queue.archived_error()
     metrics.message_stored()
-    return reply
+    return outcome
 
 
 # A message the caller cannot see answers exactly like an id that never
