@@ -78,7 +78,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
 
-from .. import events
+from .. import events, metrics
 from ..errors import Forbidden, RateLimited
 from ..extensions import db
 from ..models import Message, Room, RoomChange, isoformat, utcnow
@@ -211,7 +211,7 @@ class SendQueue:
                         else:
                             batch.append(send)
                     if batch:
-                        self._write(batch, wait=False)
+                        self._guarded(batch, wait=False)
         finally:
             # No switch between the last empty check and here: a send queued
             # from now on spawns a new writer.
@@ -223,8 +223,8 @@ class SendQueue:
             with self.app.app_context():
                 lane = self.lanes[room_id]
                 while lane:
-                    self._write([lane.popleft() for _ in range(min(self.max_batch, len(lane)))],
-                                wait=True)
+                    self._guarded([lane.popleft() for _ in range(min(self.max_batch, len(lane)))],
+                                  wait=True)
         finally:
             self.lanes.pop(room_id, None)
 
@@ -235,6 +235,14 @@ class SendQueue:
                 lane = self.lanes[send.room_id] = deque()
                 spawn(self._lane, send.room_id)
             lane.append(send)
+
+    def _guarded(self, batch: list[Send], *, wait: bool) -> None:
+        try:
+            self._write(batch, wait=wait)
+        except Exception as exc:
+            # A bug here must not leave a waiter waiting out its timeout.
+            log.exception("the send writer failed")
+            self._fail([send for send in batch if not send.result.ready()], exc)
 
     def _write(self, batch: list[Send], *, wait: bool) -> None:
         self.batches += 1
@@ -321,6 +329,8 @@ class SendQueue:
             if rows:
                 connection.execute(_INSERT_CHANGE, rows)
         self.written += len(rows)
+        if rows:
+            metrics.send_transaction()
         return outcomes, published
 
     def _publish(self, published: list[Change]) -> None:
