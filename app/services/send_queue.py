@@ -72,7 +72,7 @@ import weakref
 from collections import deque
 from dataclasses import dataclass, field
 
-from gevent import sleep, spawn
+from gevent import getcurrent, sleep, spawn
 from gevent.event import AsyncResult
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -201,7 +201,13 @@ class SendQueue:
     def _run(self) -> None:
         try:
             with self.app.app_context():
-                while self.pending:
+                while True:
+                    if not self.pending:
+                        # No switch between this check and the next line (a
+                        # send queued from then on spawns a new writer); the
+                        # context's teardown after it may switch.
+                        self.writer = None
+                        return
                     batch = []
                     for _ in range(min(self.max_batch, len(self.pending))):
                         send = self.pending.popleft()
@@ -213,20 +219,26 @@ class SendQueue:
                     if batch:
                         self._guarded(batch, wait=False)
         finally:
-            # No switch between the last empty check and here: a send queued
-            # from now on spawns a new writer.
-            self.writer = None
+            if self.writer is getcurrent():
+                self.writer = None
 
     def _lane(self, room_id: int) -> None:
         """The sends of one room whose row another transaction holds, in order."""
+        lane = self.lanes[room_id]
         try:
             with self.app.app_context():
-                lane = self.lanes[room_id]
-                while lane:
+                while True:
+                    if not lane:
+                        # As in _run: later sends to the room go to the main
+                        # writer again from this line on.
+                        del self.lanes[room_id]
+                        return
                     self._guarded([lane.popleft() for _ in range(min(self.max_batch, len(lane)))],
                                   wait=True)
         finally:
-            self.lanes.pop(room_id, None)
+            if self.lanes.get(room_id) is lane:
+                del self.lanes[room_id]
+                self._fail(list(lane), RuntimeError("the room's writer stopped"))
 
     def _defer(self, sends: list[Send]) -> None:
         for send in sends:
