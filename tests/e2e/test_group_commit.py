@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.support import postgres
 from tests.support.server import RedisServer, flask_cli, wait_until
 
 from .conftest import NS, create_users, e2e_env, start_server, stop_server
@@ -45,8 +46,16 @@ def gc_sqlite(sqlite_file):
 
 
 @pytest.fixture(scope="module")
-def gc_postgres(postgres_url):
+def gc_postgres_url(postgres_url):
+    """A database of this module's own (the suite's is shared by its pg_server)."""
+    with postgres.throwaway_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def gc_postgres(gc_postgres_url):
     """Two workers on one PostgreSQL database, broadcasting through Redis."""
+    postgres_url = gc_postgres_url
     redis = RedisServer().start()
     env = e2e_env(postgres_url, WEB_CONCURRENCY="2", REDIS_URL=redis.url,
                   WEBSOCKET_ONLY="true")
@@ -80,7 +89,7 @@ def rows(target, sqlite_file: Path, postgres_url: str | None, query: str, params
 
 @pytest.fixture
 def db_rows(request, target, sqlite_file):
-    url = request.getfixturevalue("postgres_url") if "postgres" in target.env[
+    url = request.getfixturevalue("gc_postgres_url") if "postgres" in target.env[
         "DATABASE_URL"] else None
     return lambda query, params=(): rows(target, sqlite_file, url, query, params)
 
@@ -265,17 +274,15 @@ class outage:
     def __init__(self, target, sqlite_file, request):
         self.sqlite = target.env["DATABASE_URL"].startswith("sqlite")
         self.sqlite_file = sqlite_file
-        self.url = None if self.sqlite else request.getfixturevalue("postgres_url")
+        self.url = None if self.sqlite else request.getfixturevalue("gc_postgres_url")
 
     def __enter__(self):
         if self.sqlite:
             self.conn = sqlite3.connect(self.sqlite_file, isolation_level=None)
             self.conn.execute("BEGIN EXCLUSIVE")
         else:
-            from tests.support.postgres import ADMIN_URL
-
             self.name = self.url.rsplit("/", 1)[1]
-            self.conn = psycopg.connect(ADMIN_URL, autocommit=True)
+            self.conn = psycopg.connect(postgres.ADMIN_URL, autocommit=True)
             self.conn.execute(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS false')
             self.conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                               " WHERE datname = %s", (self.name,))
