@@ -19,6 +19,12 @@ that order. A later position can never become visible before an earlier one
 what lets a client "continue after N" without missing anything. SQLite has
 one writer anyway.
 
+New messages are the one exception to ``record``: ``message:send`` is written
+by the group commit (``app.services.send_queue``), which writes the same
+rows in a batch's transaction, positions taken under the same room-row lock,
+and publishes them through ``events.change`` after its commit, as the outbox
+would.
+
 Catch-up (``after``) reads the log after a cursor. Retention (``prune``)
 removes old entries and raises the room's floor; a cursor below the floor,
 or past the room's newest position (a restored database), answers ``reset``.
