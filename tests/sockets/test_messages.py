@@ -461,3 +461,14 @@ def test_a_send_past_the_full_send_queue_answers_rate_limited_and_spends_nothing
     for i in range(20):
         assert send(alice, "general")["ok"], i
     assert message_count(app) == 20
+
+
+def test_a_replay_at_the_rate_limit_still_acks_the_stored_message(app, chat):
+    alice, _, _ = chat
+    first = sent(alice, "general")
+    for _ in range(19):
+        sent(alice, "general")
+    assert send(alice, "general")["error"]["code"] == "rate_limited"
+    again = send(alice, "general", "hello", first["client_id"])
+    assert again == {"ok": True, "message": first}
+    assert message_count(app) == 20
