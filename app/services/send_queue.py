@@ -4,7 +4,8 @@ A send is checked where it arrives (body, membership, archived room, its
 mentions read with ``mentions.find``, the rate limits spent, an ``@room``'s
 too: ``messages.send``), then queued here; its greenlet waits. This
 process's writer takes everything queued at that moment and writes it in ONE
-transaction with Core statements (no ORM session), commits, publishes the
+transaction (statements compiled once from Core and run on the DBAPI cursor;
+no ORM session), commits, publishes the
 changes exactly as the change log's outbox does (``events.change``, the same
 payloads, in queue order), and only then wakes each waiter with its outcome:
 the ack is never sent before the commit. Sends that arrive while a batch is
@@ -73,8 +74,9 @@ take positions through ``changes.record`` in their own transactions, under the
 same lock.
 
 Failures: if the batch's transaction fails, it is rolled back and its sends
-are written again one by one, so a row the database refuses (a constraint,
-a bot deleted between its check and the write) fails alone; its waiter gets
+are written again one by one, so a row the database refuses (a constraint
+the database holds that the checks before the queue do not know of) fails
+alone; its waiter gets
 the error (``internal``) and the others are acked. When a send fails in a
 way that is not about its row (the database is down), the rest of the batch
 fail with it without more tries: every waiter gets an error ack and nothing
