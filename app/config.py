@@ -237,13 +237,6 @@ class Config:
     CHANGE_LOG_RETENTION_DAYS = float(os.environ.get("CHANGE_LOG_RETENTION_DAYS", "30"))
     CHANGE_LOG_RETENTION_ENTRIES = _int("CHANGE_LOG_RETENTION_ENTRIES", 100_000)
     CHANGE_LOG_PRUNE_SECONDS = float(os.environ.get("CHANGE_LOG_PRUNE_SECONDS", "3600"))
-    # Group commit of message:send (app/services/send_queue.py): at most
-    # QUEUE_MAX sends wait for the writer per process (past that: rate_limited,
-    # retry after 1 s), at most BATCH_MAX are written per transaction, and a
-    # send waits at most WAIT_SECONDS for its commit (then: internal).
-    SEND_QUEUE_MAX = _int("SEND_QUEUE_MAX", 10_000)
-    SEND_BATCH_MAX = _int("SEND_BATCH_MAX", 256)
-    SEND_WAIT_SECONDS = float(os.environ.get("SEND_WAIT_SECONDS", "30"))
     # SSE feed: a comment line this often keeps proxies and load balancers
     # from closing an idle stream (most cut at 60 s) and lets the stream
     # notice a reader whose rights ended; clients retry after RETRY_MS.

@@ -12,9 +12,9 @@ worker's ``/metrics`` answers for all of them.
 
 The hooks are called from one place each: ``app/sockets/edge.py``'s
 ``acked`` (events, errors, send-to-ack latency, catch-up sizes), the API
-edge, ``messages.send`` (messages stored), ``send_queue`` (its transactions),
-``ratelimit.report`` (refusals) and the webhook dispatcher (attempts by
-outcome; the queue's depth is counted at scrape time). Connections are counted by a per-process task every few seconds,
+edge, ``messages.send`` (messages stored), ``ratelimit.report``
+(refusals) and the webhook dispatcher (attempts by outcome; the queue's
+depth is counted at scrape time). Connections are counted by a per-process task every few seconds,
 so a long-polling connection that upgrades to WebSocket moves series.
 """
 from __future__ import annotations
@@ -52,9 +52,6 @@ SEND_ACK = Histogram("parley_message_send_ack_seconds",
                      "From a message send's arrival to its ack (stored and committed)",
                      ["door"], buckets=LATENCY_BUCKETS)
 MESSAGES_STORED = Counter("parley_messages_stored_total", "Messages stored (replays excluded)")
-SEND_TRANSACTIONS = Counter("parley_send_transactions_total",
-                            "Transactions committed by the send writer (group commit): "
-                            "messages stored / this = sends per transaction")
 CATCH_UP = Histogram("parley_catch_up_messages", "Messages in a room:join catch-up page",
                      buckets=PAGE_BUCKETS)
 RATE_LIMITED = Counter("parley_rate_limit_refusals_total", "Requests refused by a limit",
@@ -114,11 +111,6 @@ def message_stored() -> None:
 def webhook_delivery(outcome: str) -> None:
     if _enabled:
         WEBHOOK_DELIVERIES.labels(outcome).inc()
-
-
-def send_transaction() -> None:
-    if _enabled:
-        SEND_TRANSACTIONS.inc()
 
 
 def rate_limited(rule: str) -> None:

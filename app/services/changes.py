@@ -22,13 +22,6 @@ one writer anyway.
 Outgoing webhooks are queued from here too (``webhooks.enqueue``), in the
 same transaction, so a delivery exists exactly when its change does.
 
-New messages are the one exception to ``record``: ``message:send`` is written
-by the group commit (``app.services.send_queue``), which writes the same
-rows in a batch's transaction, positions taken under the same room-row lock,
-queues their webhook deliveries through ``webhooks.enqueue`` on its own
-connection, and publishes them through ``events.change`` after its commit,
-as the outbox would.
-
 Catch-up (``after``) reads the log after a cursor. Retention (``prune``)
 removes old entries and raises the room's floor; a cursor below the floor,
 or past the room's newest position (a restored database), answers ``reset``.

@@ -161,22 +161,10 @@ def push_after_commit(slug: str, message: dict, found: Found,
                       already: set[int] | frozenset = frozenset()) -> None:
     """Queue ``mention`` for each mentioned member not in ``already`` (told before:
     an edit tells only the newly mentioned) whose level is not ``none``."""
-    targets = _targets(found, already)
+    targets = [user_id for user_id, level in found.pushes
+               if level != "none" and user_id not in already]
     if targets:
         changes.after_commit(lambda: events.mention(targets, slug, message))
-
-
-def push(slug: str, message: dict, found: Found) -> None:
-    """``mention`` now, for a new message already committed (the send writer,
-    ``send_queue``, which publishes its batch itself)."""
-    targets = _targets(found, frozenset())
-    if targets:
-        events.mention(targets, slug, message)
-
-
-def _targets(found: Found, already) -> list[int]:
-    return [user_id for user_id, level in found.pushes
-            if level != "none" and user_id not in already]
 
 
 # -- notification levels ----------------------------------------------------------

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from flask import current_app
-from gevent import Timeout
-from sqlalchemy import bindparam, case, delete as delete_rows, func, select
+from sqlalchemy import bindparam, case, delete as delete_rows, func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from .. import metrics
-from ..errors import Conflict, Forbidden, Internal, Invalid, NotFound, RateLimited
+from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..extensions import db
 from ..models import Message, Reaction, Room, User, isoformat, utcnow
-from . import Actor, changes, mentions, send_queue
+from . import Actor, changes, mentions
 from .ratelimit import limits
 from .rooms import RoomRef, _is_admin, _is_member, can_see, check_writable, member_room
 from .text import is_blank
@@ -231,15 +231,17 @@ def catch_up(room: Room | RoomRef, cursor: int, limit: int | None, *,
             "cursor": result.cursor}
 
 
-# The replay check's statement, built once (SQLAlchemy then reuses its
-# compiled form). New sends never run it: the writer's insert is the check
-# (app/services/send_queue.py).
+# The send path's two statements, built once (SQLAlchemy then reuses their
+# compiled form) and run as Core on the session's connection: a send is the
+# hottest path of the server and needs no ORM unit of work.
 _messages = Message.__table__
 _OWN_MESSAGE_ID = select(_messages.c.id).where(_messages.c.user_id == bindparam("user_id"),
                                                 _messages.c.client_id == bindparam("client_id"))
+_INSERT_MESSAGE = insert(_messages).returning(_messages.c.id)
 
 
 def _own_message(actor: Actor, client_id: str) -> Message | None:
+    # The id alone first: nearly every send is new.
     message_id = db.session.connection().execute(
         _OWN_MESSAGE_ID, {"user_id": actor.id, "client_id": client_id}).scalar_one_or_none()
     return None if message_id is None else db.session.get(Message, message_id)
@@ -262,82 +264,93 @@ def _replay(message: Message, room: RoomRef) -> dict:
     return one_message(message, room.slug, message.user_id)
 
 
-def _stored_replay(actor: Actor, room: RoomRef, client_id: str) -> dict:
-    existing = _own_message(actor, client_id)
-    if existing is None:
-        raise Internal("the message sent with this client_id could not be read")
-    return _replay(existing, room)
+_ORIGINAL = (select(_messages.c.room_id, _messages.c.deleted, _messages.c.body,
+                    User.__table__.c.id, User.__table__.c.username, User.__table__.c.is_bot,
+                    User.__table__.c.display_name)
+             .join(User.__table__, User.__table__.c.id == _messages.c.user_id)
+             .where(_messages.c.id == bindparam("id")))
+
+
+def _quote_for(room: RoomRef, reply_to: int) -> dict:
+    """What a new reply quotes: a live message of the same room, else ``not_found``.
+
+    Read under the room's lock (after ``take_position``): a deletion of the
+    original either committed before (and is seen here) or waits for this
+    send and then finds the reply to unquote.
+    """
+    row = db.session.connection().execute(_ORIGINAL, {"id": reply_to}).first()
+    if row is None or row.room_id != room.id or row.deleted:
+        raise NotFound("no such message in this room to reply to", field="reply_to")
+    return quote(reply_to, deleted=False, body=row.body,
+                 author=author(row.id, row.username, row.is_bot, row.display_name))
 
 
 def send(actor: Actor, room: RoomRef, body: str, client_id: str,
          reply_to: int | None = None) -> dict:
     """Store a message and broadcast it; the same ``client_id`` acks the same message.
 
-    The reply is returned only after the commit; the broadcast precedes it.
+    The reply is returned only after the commit; the broadcast follows it.
     ``room`` must come from ``member_room`` (or a connection that joined it).
     ``reply_to``: the id of a live message of the same room that this one
     answers (``not_found`` otherwise; then the send's rate-limit unit is
     given back, as for any send refused before storing).
-    The write itself is this process's group commit (``send_queue``): this
-    greenlet waits while the writer stores it with the sends queued beside it
-    (the original of a reply is read there, under the room's lock).
     """
     body = check_body(body)
     check_writable(room)
-    # Read before the write (a query for a body with "@").
+    existing = _own_message(actor, client_id)
+    if existing is not None:
+        return _replay(existing, room)
+    # Read before the write transaction starts (a query for a body with "@").
     found = mentions.find(actor, room, body)
     # Spent here, in one atomic step of the limiter (a Lua script on Redis),
     # so that concurrent sends on several connections or processes can never
-    # pass the limit together; and outside the transaction (with Redis this
-    # is network I/O). Invalid and refused sends were answered above and
-    # spend nothing; a replay of a stored client_id is known only once the
-    # writer's insert found it, and gets its units back. At the limit, a
-    # client_id already stored is still answered as a replay (spending
-    # nothing). A send that fails on the database after this point
-    # (``internal``) keeps its unit spent. An @room also spends a unit of
-    # its own limit: both or neither.
+    # pass the limit together; and outside the transaction: with Redis this
+    # is network I/O, and a gevent switch inside an SQLite write transaction
+    # stalls the worker. Invalid sends, refused sends and replays of a stored
+    # client_id were answered above and spend nothing; a send that fails on
+    # the database after this point (``internal``) keeps its unit spent.
+    # An @room also spends a unit of its own limit: both or neither.
+    if found.room:
+        mentions.spend(actor, found, sending=True)
+    else:
+        limits.hit("message", actor.id, actor.username)
+    created_at = utcnow()
     try:
-        if found.room:
-            mentions.spend(actor, found, sending=True)
-        else:
-            limits.hit("message", actor.id, actor.username)
-    except RateLimited:
-        if _own_message(actor, client_id) is None:
+        # The room's next log position first: taking it locks the room's row
+        # until the commit, so sends to one room take ids, positions and
+        # commit in one order (a client catching up "after id N" or "after
+        # position N" never misses one that committed late).
+        position = changes.take_position(room.id)
+        try:
+            quoted = None if reply_to is None else _quote_for(room, reply_to)
+        except NotFound:
+            db.session.rollback()
+            limits.refund("message", actor.id)
             raise
-        return _stored_replay(actor, room, client_id)
-    if db.session.registry.has() and db.session().in_transaction():
-        # What the caller read (the room, on a connection that had not
-        # joined it) gives its pooled connection back before the wait.
+        # One INSERT ... RETURNING id, without the ORM's unit of work: the
+        # reply is built from what was written, with no reload after commit.
+        message_id = db.session.connection().execute(_INSERT_MESSAGE, {
+            "room_id": room.id, "user_id": actor.id, "client_id": client_id, "body": body,
+            "created_at": created_at, "deleted": False, "reply_to_id": reply_to,
+            "mentions_room": found.room}).scalar_one()
+        mentions.store(message_id, found)
+        reply = {"id": message_id, "room": room.slug, "user": actor.to_public(), "body": body,
+                 "created_at": isoformat(created_at), "edited_at": None,
+                 "client_id": client_id, "reply_to": quoted, "reactions": [],
+                 "mentions": list(found.user_ids), "mentions_room": found.room}
+        changes.record(room.id, room.slug, "message", reply, message_id=message_id,
+                       position=position)
+        mentions.push_after_commit(room.slug, reply, found)
         db.session.commit()
-    queue = send_queue.queue_of(current_app._get_current_object())
-
-    def refund() -> None:
-        limits.refund("message", actor.id)
-        if found.room:
-            limits.refund("mention_room", actor.id)
-
-    try:
-        outcome = queue.submit(send_queue.Send(actor, room.id, room.slug, body, client_id,
-                                               reply_to=reply_to, found=found))
-    except RateLimited:
-        refund()
-        raise
-    except Timeout:
-        # Not known to be stored: the client retries with its client_id.
-        raise Internal("the message could not be stored in time") from None
-    if outcome is send_queue.REPLAY:
-        refund()
-        return _stored_replay(actor, room, client_id)
-    if outcome is send_queue.ARCHIVED:
-        refund()
-        raise send_queue.archived_error()
-    if outcome is send_queue.NO_ORIGINAL:
-        # As before group commit: the message unit comes back (an @room's
-        # own unit stays spent).
-        limits.refund("message", actor.id)
-        raise NotFound("no such message in this room to reply to", field="reply_to")
+    except IntegrityError:
+        # The same client_id raced in on another connection: ack that one.
+        db.session.rollback()
+        existing = _own_message(actor, client_id)
+        if existing is None:
+            raise
+        return _replay(existing, room)
     metrics.message_stored()
-    return outcome
+    return reply
 
 
 # A message the caller cannot see answers exactly like an id that never

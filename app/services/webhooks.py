@@ -472,33 +472,17 @@ def _event_filter(events: str) -> frozenset[str]:
     return frozenset(json.loads(events))
 
 
-def matching(connection, room_id: int) -> list[tuple[int, str]]:
-    """``(id, events)`` of the active webhooks that a change of ``room_id`` may reach."""
-    return [(webhook_id, events) for webhook_id, events in
-            connection.execute(_MATCHING, {"room_id": room_id})]
-
-
-def enqueue(connection, room_id: int, slug: str, position: int, event: str, data: dict, *,
-            candidates: list[tuple[int, str]] | None = None,
-            wake_after_commit: bool = True) -> bool:
-    """Queue this change for every active webhook it matches, in the caller's transaction.
-
-    ``candidates``: what ``matching`` answered for the room in this
-    transaction (the send writer reads it once per room and batch). Whether
-    any delivery was queued; ``wake_after_commit=False`` leaves the
-    dispatcher's wake-up (``wake``) to a caller that commits without the
-    session (the send writer).
-    """
-    if candidates is None:
-        candidates = matching(connection, room_id)
-    matching_ids = [webhook_id for webhook_id, events in candidates
-                    if not _event_filter(events) or event in _event_filter(events)]
-    if not matching_ids:
-        return False
+def enqueue(connection, room_id: int, slug: str, position: int, event: str, data: dict) -> None:
+    """Queue this change for every active webhook it matches, in the caller's transaction."""
+    matching = [webhook_id for webhook_id, events in
+                connection.execute(_MATCHING, {"room_id": room_id})
+                if not _event_filter(events) or event in _event_filter(events)]
+    if not matching:
+        return
     now = utcnow()
     give_up_at = now + timedelta(hours=current_app.config["WEBHOOK_RETRY_HOURS"])
     rows = []
-    for webhook_id in matching_ids:
+    for webhook_id in matching:
         delivery_id = "whd_" + secrets.token_hex(16)
         body = json.dumps({"id": delivery_id, "event": event, "room": slug, "cursor": position,
                            "data": data, "created_at": isoformat(now)},
@@ -508,9 +492,7 @@ def enqueue(connection, room_id: int, slug: str, position: int, event: str, data
                      "attempts": 0, "next_attempt_at": now, "give_up_at": give_up_at,
                      "error": "", "created_at": now})
     connection.execute(_INSERT_DELIVERY, rows)
-    if wake_after_commit:
-        changes.after_commit(wake)
-    return True
+    changes.after_commit(wake)
 
 
 _changes_table = RoomChange.__table__

@@ -12,8 +12,7 @@ with ``Connection: close`` (a reconnecting client must not land here again
 over a kept-alive connection), then every Engine.IO transport is cut as
 after a message-queue outage, so the official clients reconnect (to the
 replacement process, or another instance behind the proxy) and catch up
-with ``room:join`` ``since``. The sends already queued for the group commit
-(``app.services.send_queue``) are written then. Once the requests in flight are done, the
+with ``room:join`` ``since``. Once the requests in flight are done, the
 worker drops its idle kept-alive connections, which it would otherwise also
 wait the whole timeout for, and exits.
 """
@@ -23,7 +22,6 @@ import logging
 import time
 
 from ..extensions import socketio
-from ..services import send_queue
 from ..services.connections import live
 
 log = logging.getLogger(__name__)
@@ -84,11 +82,6 @@ def begin(listeners=(), drain_timeout: float = 30.0) -> int:
         socketio.sleep(0.05)
     count = len(socketio.server.eio.sockets)
     live.drop_transports()
-    # Sends already queued for the group commit are written (and their
-    # changes published) before the process goes; their clients, cut just
-    # now, get them on catch-up, or as the replay of their retried client_id.
-    if not send_queue.drain(drain_timeout):
-        log.warning("stopping: sends still queued after %.0f s", drain_timeout)
     log.info("stopping: %s client connections cut so that they reconnect elsewhere", count)
     deadline = time.monotonic() + drain_timeout
     while state.in_flight and time.monotonic() < deadline:

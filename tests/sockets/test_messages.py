@@ -440,36 +440,3 @@ def test_room_read_is_for_members(app, chat):
     ack = call(alice, "room:read", {"room": "general", "last_read_id": "1"})
     assert ack["error"]["code"] == "invalid" and ack["error"]["field"] == "last_read_id"
     assert snapshot(app) == before
-
-
-def test_a_send_past_the_full_send_queue_answers_rate_limited_and_spends_nothing(app, chat):
-    # SEND_QUEUE_MAX bounds the sends waiting for the writer in one process
-    # (app/services/send_queue.py); 0 makes every send find the queue full.
-    from app.services import send_queue
-
-    alice, bob, _ = chat
-    app.config["SEND_QUEUE_MAX"] = 0
-    app.extensions.pop("parley_send_queue", None)
-    for _ in range(25):
-        ack = send(alice, "general")
-        assert ack == {"ok": False, "error": {"code": "rate_limited", "retry_after": 1,
-                                              "message": "the server is busy; try again"}}
-    assert message_count(app) == 0
-    assert received(bob) == []
-    app.config["SEND_QUEUE_MAX"] = 10_000
-    app.extensions["parley_send_queue"] = send_queue.SendQueue(app)
-    # None of the 25 refusals spent the sender's own limit (a burst of 20).
-    for i in range(20):
-        assert send(alice, "general")["ok"], i
-    assert message_count(app) == 20
-
-
-def test_a_replay_at_the_rate_limit_still_acks_the_stored_message(app, chat):
-    alice, _, _ = chat
-    first = sent(alice, "general")
-    for _ in range(19):
-        sent(alice, "general")
-    assert send(alice, "general")["error"]["code"] == "rate_limited"
-    again = send(alice, "general", "hello", first["client_id"])
-    assert again == {"ok": True, "message": first}
-    assert message_count(app) == 20
