@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from . import loadgen, scenarios
-from .servers import ROOT, Redis, WebServer
+from .servers import ROOT, Redis, WebServer, postgres_database
 
 RESULTS = ROOT / "bench" / "results"
 log = logging.getLogger("bench")
@@ -72,6 +72,11 @@ def parse_args(argv=None):
     p.add_argument("--storm-room-size", type=int, default=10)
     p.add_argument("--storm-rate", type=float, default=100.0,
                    help="storm: total sends/s while it runs")
+    p.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite",
+                   help="Parley's database: a SQLite file in the work directory, or a fresh "
+                        "PostgreSQL database on BENCH_POSTGRES_URL's server "
+                        "(default postgresql://postgres@127.0.0.1:5432/postgres), "
+                        "dropped at the end")
     p.add_argument("--profile", action="store_true",
                    help="record the server worker with py-spy (collapsed stacks in the work dir)")
     p.add_argument("--per-user", type=int, default=10,
@@ -112,9 +117,11 @@ class Bench:
         self.workdir = Path(tempfile.mkdtemp(prefix="work-", dir=RESULTS))
         self.users = scenarios.Users()
         self.times = None  # overrides --repeat for part of the default set
+        self.database_url: str | None = None  # set by main_async for --database postgres
 
     def server(self, kind: str, **kw) -> WebServer:
-        return WebServer(self.workdir, kind=kind, cpus=kw.pop("cpus", self.args.server_cpus), **kw)
+        return WebServer(self.workdir, kind=kind, cpus=kw.pop("cpus", self.args.server_cpus),
+                         database_url=self.database_url, **kw)
 
     async def repeat(self, kind: str, scenario, server_kw: dict | None = None, **kw) -> dict:
         runs = []
@@ -313,6 +320,11 @@ def tables(scenario: str, result: dict) -> str:
 async def main_async(args) -> dict:
     bench = Bench(args)
     log.info("work directory (database, server logs): %s", bench.workdir)
+    if args.database == "postgres":
+        with postgres_database() as url:
+            bench.database_url = url
+            log.info("database: %s", url)
+            return await getattr(bench, args.scenario)()
     return await getattr(bench, args.scenario)()
 
 

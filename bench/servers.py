@@ -6,12 +6,14 @@ whole process group) when the measurement ends.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import requests
@@ -44,6 +46,26 @@ BENCH_ENV = {
     "MAX_CONNECTIONS_PER_ADDRESS": "0",
     "LOG_LEVEL": "warning",
 }
+
+
+POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL",
+                                    "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str = POSTGRES_ADMIN_URL):
+    """A fresh ``parley_bench_<random>`` database; its SQLAlchemy URL; dropped after."""
+    import psycopg
+
+    name = f"parley_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port() -> int:
@@ -125,23 +147,28 @@ class WebServer(Process):
 
     def __init__(self, workdir: Path, *, kind: str = "parley", workers: int = 1,
                  cpus: str | None = "0", redis_url: str | None = None,
-                 extra_env: dict | None = None):
+                 database_url: str | None = None, extra_env: dict | None = None):
         self.kind = kind
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("PARLEY_", "REDIS_URL", "WEB_CONCURRENCY"))}
         env.update(BENCH_ENV)
-        env["DATABASE_URL"] = f"sqlite:///{workdir / 'bench.sqlite3'}"
+        # The work directory's database, kept across the runs of one
+        # invocation (the users signed up once): SQLite by default, or the
+        # PostgreSQL database ``postgres_database`` made for this invocation.
+        env["DATABASE_URL"] = database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
+        initialized = workdir / "database-initialized"
         env["WEB_CONCURRENCY"] = str(workers)
         if redis_url:
             env["REDIS_URL"] = redis_url
             env["WEBSOCKET_ONLY"] = "true"
         env.update(extra_env or {})
         bind = f"127.0.0.1:{self.port}"
-        if kind == "parley" and not (workdir / "bench.sqlite3").exists():
+        if kind == "parley" and not initialized.exists():
             subprocess.run([str(BIN / "flask"), "--app", "wsgi", "init-db"], cwd=ROOT, env=env,
                            check=True, capture_output=True, timeout=120)
+            initialized.touch()
         if kind == "parley":
             args = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", bind, "wsgi:app"]
         else:
