@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from .helpers import TIMEOUT_MS, screenshot, start_chat_server, unique, wait_live
 from .test_chat import create_room, join_from_browser, send
-from .test_mentions import FAKE_NOTIFICATIONS, hide, notifications
+from .test_mentions import hide, notifications, notifying_page
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=TIMEOUT_MS)
@@ -245,12 +245,7 @@ def test_a_4000_character_body_of_markers_renders_without_hanging(people):
 
 def test_quotes_and_notifications_show_the_text_without_markers(people, server, clients):
     alice_name, bob_name = people.account("alice"), people.account("bob")
-    alice = people.sign_in(alice_name)
-    alice.context.grant_permissions(["notifications"], origin=server.url)
-    alice.context.add_init_script(FAKE_NOTIFICATIONS.replace(
-        'window.__permission = "default"', 'window.__permission = "granted"'))
-    alice.reload()
-    wait_live(alice)
+    alice = notifying_page(people, server, alice_name)
     create_room(alice, unique("plain"))
     slug = slug_of(alice)
     bob = clients(bob_name)

@@ -152,14 +152,20 @@ def test_a_hidden_page_raises_a_notification_for_a_mention_once_opted_in(people,
     expect(alice).to_have_title(re.compile(r"^\(1\) "))
 
 
+def notifying_page(people, server, account: str):
+    """``account``'s chat page with browser notifications granted (and recorded)."""
+    page = people.sign_in(account)
+    page.context.grant_permissions(["notifications"], origin=server.url)
+    page.context.add_init_script(FAKE_NOTIFICATIONS.replace(
+        'window.__permission = "default"', 'window.__permission = "granted"'))
+    page.reload()
+    wait_live(page)
+    return page
+
+
 def test_the_room_menu_sets_all_messages_or_nothing(people, server, clients):
     alice_name, bob_name = people.account("alice"), people.account("bob")
-    alice = people.sign_in(alice_name)
-    alice.context.grant_permissions(["notifications"], origin=server.url)
-    alice.context.add_init_script(FAKE_NOTIFICATIONS.replace(
-        'window.__permission = "default"', 'window.__permission = "granted"'))
-    alice.reload()
-    wait_live(alice)
+    alice = notifying_page(people, server, alice_name)
     create_room(alice, "Alerts")
     slug = alice.evaluate("decodeURIComponent(location.hash.slice('#room='.length))")
     bob = clients(bob_name)

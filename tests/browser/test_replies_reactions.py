@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 from tests.support.client import ChatClient
 
 from .helpers import TIMEOUT_MS, screenshot, start_chat_server, unique
+from .test_chat import create_room, send
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=TIMEOUT_MS)
@@ -28,20 +29,6 @@ def row(page, text: str):
     """The confirmed message row whose own text is ``text``."""
     return page.locator("#message-list .msg:not(.msg--pending)").filter(
         has=page.locator(".msg-text", has_text=re.compile(rf"^{re.escape(text)}$")))
-
-
-def send(page, text: str) -> None:
-    page.locator("#composer-input").fill(text)
-    page.locator("#composer-input").press("Enter")
-
-
-def create_room(page, name: str) -> None:
-    page.get_by_role("button", name="Create a room").first.click()
-    dialog = page.locator("#create-room-dialog")
-    dialog.get_by_label("Name").fill(name)
-    dialog.get_by_role("button", name="Create room").click()
-    expect(dialog).to_be_hidden()
-    expect(page.locator("#room-title")).to_contain_text(name)
 
 
 def join_from_browser(page, name: str) -> None:
