@@ -20,9 +20,16 @@ from tests.support.requirements import SETUP_HINT, WITHOUT, left_out, unavailabl
 
 
 @pytest.fixture
-def app(tmp_path, monkeypatch):
+def app_config() -> dict:
+    """Overrides of the testing settings; a module redefines this to tighten limits."""
+    return {}
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch, app_config):
     monkeypatch.setenv("PARLEY_ENV", "testing")
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite3'}"})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite3'}",
+                      **app_config})
     with app.app_context():
         db.create_all()
     _reset_process_state()

@@ -1,4 +1,4 @@
-"""Fixtures for the hardening tests: the suite's app, with settings a test can tighten."""
+"""Helpers for the hardening tests; the app fixture (with `app_config` a module can tighten) is tests/conftest.py's."""
 from __future__ import annotations
 
 import uuid
@@ -7,34 +7,12 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from app import create_app
 from app.extensions import db
 from app.models import AuditEntry
-from tests.conftest import _reset_process_state, in_db
+from tests.conftest import in_db  # noqa: F401  (the modules import it from here)
 from tests.e2e.conftest import create_users, e2e_env, start_server, stop_server
 from tests.support.client import ChatClient
 from tests.support.server import flask_cli
-
-
-@pytest.fixture
-def app_config() -> dict:
-    """Overrides of the testing settings; a module redefines this to tighten limits."""
-    return {}
-
-
-@pytest.fixture
-def app(tmp_path, monkeypatch, app_config):
-    monkeypatch.setenv("PARLEY_ENV", "testing")
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite3'}",
-                      **app_config})
-    with app.app_context():
-        db.create_all()
-    _reset_process_state()
-    yield app
-    _reset_process_state()
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
 
 
 def audit_rows(app) -> list[tuple]:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import event, func, select
 
-from app import create_app
 from app.extensions import db
 from app.models import Reaction
-from tests.conftest import _reset_process_state, call, in_db
+from tests.conftest import call, in_db
 
 from .conftest import joined, public_room, sent
 
@@ -24,18 +23,8 @@ def reaction_limit(request) -> str:
 
 
 @pytest.fixture
-def app(tmp_path, monkeypatch, reaction_limit):
-    monkeypatch.setenv("PARLEY_ENV", "testing")
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite3'}",
-                      "REACTION_RATE_LIMIT": reaction_limit})
-    with app.app_context():
-        db.create_all()
-    _reset_process_state()
-    yield app
-    _reset_process_state()
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+def app_config(reaction_limit):
+    return {"REACTION_RATE_LIMIT": reaction_limit}
 
 
 def reactions(app) -> list[tuple]:
